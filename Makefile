@@ -1,0 +1,26 @@
+# Set-up and entry points. Every target creates .venv and installs the package on first use.
+PYTHON ?= python3
+VENV ?= .venv
+NETWORK ?= r100
+export OMP_NUM_THREADS := $(shell nproc)
+export MXNET_SUBGRAPH_VERBOSE := 0
+
+.PHONY: test demo summary clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[cpu,test]'
+	touch $@
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q tests
+
+# The main job. Until the quick-start lands it builds a network and prints its summary.
+demo: summary
+
+summary: $(VENV)/.installed
+	$(VENV)/bin/python -m recognition.network_summary --network $(NETWORK)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

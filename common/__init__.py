@@ -1,0 +1,1 @@
+"""Helpers shared by every tool: face alignment, record I/O, FLOPs counting."""

@@ -1,0 +1,1 @@
+"""Deployment: embeddings from trained checkpoints (face_model) and model export."""

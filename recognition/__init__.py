@@ -1,0 +1,1 @@
+"""Face recognition: configuration, network builders, data iterators and trainers."""

@@ -1,0 +1,1 @@
+"""Verification on LFW / CFP-FP / AgeDB-30 style .bin pair sets."""

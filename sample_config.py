@@ -1,0 +1,1 @@
+recognition/sample_config.py

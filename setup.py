@@ -1,0 +1,27 @@
+"""Packaging for the Python 3 / mxnet 1.9.1 port of the 2019 InsightFace (ArcFace) toolkit."""
+from setuptools import find_packages, setup
+
+setup(
+    name="insightface-mxnet-port",
+    version="0.1.0",
+    description="Python 3.11 / mxnet 1.9.1 port of the 2019 InsightFace (ArcFace) MXNet toolkit",
+    python_requires=">=3.8,<3.12",
+    packages=find_packages(include=["recognition", "recognition.*", "common", "common.*",
+                                    "deploy", "deploy.*"]),
+    package_data={"recognition": ["sample_config.py"]},
+    install_requires=[
+        # mxnet 1.9.1 does not import with numpy 1.24 or newer (np.bool and friends were removed).
+        "numpy>=1.21,<1.24",
+        # opencv 4.12 and scipy 1.16 require numpy 2 / numpy >= 1.25 on Python 3.11.
+        "opencv-python-headless>=4.5,<4.12",
+        "scipy>=1.7,<1.16",
+        "scikit-learn>=1.0,<1.8",
+        "easydict>=1.9",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "cpu": ["mxnet==1.9.1"],
+        "gpu": ["mxnet-cu112==1.9.1"],
+        "test": ["pytest>=7"],
+    },
+)
