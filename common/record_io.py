@@ -3,7 +3,7 @@ import collections
 import numbers
 import os
 import struct
-import tempfile
+import uuid
 
 import mxnet as mx
 import numpy as np
@@ -66,6 +66,14 @@ class RecordFormatError(ValueError):
     """A .rec/.idx pair or a property file that does not follow the expected layout."""
 
 
+class MissingRecordError(RecordFormatError, KeyError):
+    """A record key that the .idx does not list."""
+
+    def __str__(self):
+        # KeyError would print the message with quotes around it.
+        return str(self.args[0])
+
+
 def read_property(data_dir):
     """Read `data_dir/property` ("num_classes,H,W") -> Property(num_classes, (H, W)).
 
@@ -104,11 +112,10 @@ def write_property(data_dir, num_classes, image_size):
 
 
 def _temporary_name(final_path):
-    """A fresh hidden file beside final_path, so a later rename stays on the same filesystem."""
+    """A fresh hidden name beside final_path, so the final rename stays on one filesystem."""
+    # Not created here (unlike mkstemp) so the file gets the usual umask permissions.
     directory, name = os.path.split(os.path.abspath(final_path))
-    fd, tmp_path = tempfile.mkstemp(prefix='.%s.' % name, suffix='.tmp', dir=directory)
-    os.close(fd)
-    return tmp_path
+    return os.path.join(directory, '.%s.%d.%s.tmp' % (name, os.getpid(), uuid.uuid4().hex[:8]))
 
 
 def _remove_quietly(path):
@@ -203,18 +210,22 @@ class IdentityRecordWriter:
         first_identity = self.num_images + 1
         end_identity = first_identity + len(self._runs)
         header = pack_record([first_identity, end_identity], 0, b'')
-        if not self.header_last:
-            self._record.write_idx(0, header)
-        for offset, (start, end, _) in enumerate(self._runs):
-            key = first_identity + offset
-            self._record.write_idx(key, pack_record([start, end], key, b''))
-        if self.header_last:
-            self._record.write_idx(0, header)
-        self._record.close()
-        self._record = None
-        # The .rec goes first: a reader finding the new .idx can rely on the new .rec.
-        os.replace(self._tmp_rec, self.rec_path)
-        os.replace(self._tmp_idx, self.idx_path)
+        try:
+            if not self.header_last:
+                self._record.write_idx(0, header)
+            for offset, (start, end, _) in enumerate(self._runs):
+                key = first_identity + offset
+                self._record.write_idx(key, pack_record([start, end], key, b''))
+            if self.header_last:
+                self._record.write_idx(0, header)
+            self._record.close()
+            self._record = None
+            # The .rec goes first: a reader finding the new .idx can rely on the new .rec.
+            os.replace(self._tmp_rec, self.rec_path)
+            os.replace(self._tmp_idx, self.idx_path)
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self):
         """Drop everything written so far; the final names are left untouched."""
@@ -295,7 +306,8 @@ class RecordReader:
     def read_raw(self, key):
         """The record bytes of `key` (IRHeader + label floats + data), unframed."""
         if key not in self._offsets:
-            raise KeyError("%s: no record %r in %s" % (self.rec_path, key, self.idx_path))
+            raise MissingRecordError("%s: no record %r in %s"
+                                     % (self.rec_path, key, self.idx_path))
         pos = self._offsets[key]
         parts = []
         while True:
@@ -312,8 +324,8 @@ class RecordReader:
             cflag = length_and_flag >> 29
             data = os.pread(self._fd, length, pos + 8)
             if len(data) < length:
-                raise RecordFormatError("%s: record %d is truncated: it needs %d bytes from byte %d, "
-                                        "but the file has only %d"
+                raise RecordFormatError("%s: record %d is truncated: it needs %d bytes from "
+                                        "byte %d, but the file has only %d"
                                         % (self.rec_path, key, length, pos + 8, len(data)))
             parts.append(data)
             pos += 8 + (length + 3) // 4 * 4
