@@ -142,9 +142,21 @@ network.s20 = edict()
 network.s20.net_name = 'spherenet'
 network.s20.num_layers = 20
 
+network.s36 = edict()
+network.s36.net_name = 'spherenet'
+network.s36.num_layers = 36
+
+network.s60 = edict()
+network.s60.net_name = 'spherenet'
+network.s60.num_layers = 60
+
 network.s64 = edict()
 network.s64.net_name = 'spherenet'
 network.s64.num_layers = 64
+
+network.s104 = edict()
+network.s104.net_name = 'spherenet'
+network.s104.num_layers = 104
 
 
 # ---- dataset presets (--dataset) ----
