@@ -154,6 +154,20 @@ class FaceImageIter(mx.io.DataIter):
     def num_samples(self):
         return len(self.seq)
 
+    def batches_per_epoch(self):
+        return len(self.seq) // self.batch_size
+
+    def fast_forward(self, epochs, batches):
+        """Draw the same random numbers as serving `epochs` full epochs, then `batches` more
+        batches, without reading any image: a resumed run then continues the same data order."""
+        for epoch in range(epochs + 1):
+            self.reset()
+            for _ in range(self.batches_per_epoch() if epoch < epochs else batches):
+                self.cur += self.batch_size
+                for _ in range(self.batch_size):
+                    self.rng.getrandbits(64)
+        self.is_init = True
+
     def load_sample(self, key, seed):
         """Read, decode and augment one image: (label, CHW float32)."""
         label, data = self.reader.read_image(key)

@@ -10,6 +10,7 @@ import pytest
 
 from common import face_preprocess, record_io
 from common.record_io import RecordReader
+from recognition.image_iter import FaceImageIter
 
 SCRIPTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            'src', 'data')
@@ -235,6 +236,16 @@ def test_orl_faces_pipeline(shared_dir, tmp_path, capsys):
         expected = cv2.resize(cv2.imread(path), (112, 112))
         got = cv2.imdecode(np.frombuffer(reader.read_image(1)[1], np.uint8), cv2.IMREAD_COLOR)
         assert np.abs(got.astype(int) - expected).mean() < 3
+
+    # the training iterator serves every ORL image once per epoch, grey replicated to RGB
+    it = FaceImageIter(batch_size=40, data_shape=(3, 112, 112), path_imgrec=str(data / 'train.rec'),
+                       shuffle=True, rand_mirror=True, seed=0)
+    batches = list(it)
+    labels = np.concatenate([b.label[0].asnumpy() for b in batches])
+    assert sorted(labels.tolist()) == sorted(float(k) for k in range(40) for _ in range(10))
+    pixels = batches[0].data[0].asnumpy()
+    assert pixels.shape == (40, 3, 112, 112) and pixels.std() > 10
+    np.testing.assert_allclose(pixels[:, 0], pixels[:, 2], atol=1)
 
     out_dir = tmp_path / 'images'
     assert rec2image.main(['--include', str(data), '--output', str(out_dir)]) == 0

@@ -153,3 +153,24 @@ def test_clear_errors(tmp_path):
     it = FaceImageIter(batch_size=2, data_shape=(3, 16, 24), path_imgrec=rec)
     with pytest.raises(ValueError, match='record 1'):
         it.next()
+
+
+def test_fast_forward_continues_the_same_data_order(tmp_path):
+    rec = make_rec(tmp_path / 'train.rec', [3] * 5)  # 15 images: 3 batches of 4 per epoch
+
+    def make():
+        return FaceImageIter(batch_size=4, data_shape=(3, 16, 16), path_imgrec=rec, shuffle=True,
+                             rand_mirror=True, color_jittering=1, seed=11)
+
+    served = make()
+    for _ in range(2):  # two epochs the way Module.fit drives them: next() until StopIteration, reset()
+        for _ in served:
+            pass
+        served.reset()
+    served.next()
+    expected = served.next()
+    resumed = make()
+    resumed.fast_forward(2, 1)
+    got = resumed.next()
+    np.testing.assert_array_equal(got.label[0].asnumpy(), expected.label[0].asnumpy())
+    np.testing.assert_array_equal(got.data[0].asnumpy(), expected.data[0].asnumpy())

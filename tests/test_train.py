@@ -1,0 +1,179 @@
+"""train.py end to end on a tiny network and a tiny .rec: CLI, contexts, logs, checkpoints, max_steps."""
+import logging
+import os
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+from common import checkpoint
+from common.record_io import IdentityRecordWriter
+from recognition import config_loader, train
+
+TINY_PRESETS = """
+network.tiny = edict()
+network.tiny.net_name = 'fresnet'
+network.tiny.num_layers = 18
+network.tiny.emb_size = 16
+network.tiny.net_act = 'relu'
+dataset.tiny = edict()
+dataset.tiny.dataset = 'tiny'
+dataset.tiny.dataset_path = %r
+dataset.tiny.num_classes = 4
+dataset.tiny.image_shape = (32, 32, 3)
+dataset.tiny.val_targets = []
+config.max_steps = %d
+"""
+
+
+def make_dataset(directory, identities=4, per_identity=6, size=32):
+    rng = np.random.RandomState(0)
+    os.makedirs(directory, exist_ok=True)
+    with IdentityRecordWriter(os.path.join(directory, 'train.rec')) as writer:
+        for label in range(identities):
+            base = rng.randint(0, 256, size=(size, size, 3))
+            for _ in range(per_identity):
+                img = np.clip(base + rng.randint(-20, 21, size=base.shape), 0, 255).astype(np.uint8)
+                writer.add_image(cv2.imencode('.png', img)[1].tobytes(), label, aligned=1)
+
+
+def write_config(tmp_path, max_steps=3, extra=''):
+    data_dir = str(tmp_path / 'data')
+    if not os.path.exists(data_dir):
+        make_dataset(data_dir)
+    path = tmp_path / 'config.py'
+    path.write_text(open(config_loader.SAMPLE_CONFIG).read() + TINY_PRESETS % (data_dir, max_steps) + extra)
+    return str(path)
+
+
+def run_train(config_path, tmp_path, *extra):
+    argv = ['--config', config_path, '--network', 'tiny', '--dataset', 'tiny', '--loss', 'arcface',
+            '--models-root', str(tmp_path / 'models'), '--per-batch-size', '4', '--ctx', 'cpu',
+            '--lr', '0.01', '--frequent', '2', '--verbose', '2', '--ckpt', '2', '--seed', '1'] + list(extra)
+    with pytest.raises(SystemExit) as stop:
+        train.main(argv)
+    return stop.value.code
+
+
+def test_help_lists_every_flag(tmp_path, capsys):
+    path = write_config(tmp_path)
+    with pytest.raises(SystemExit):
+        train.main(['--config', path, '--help'])
+    out = capsys.readouterr().out
+    for flag in ('--dataset', '--network', '--loss', '--models-root', '--pretrained', '--pretrained-epoch',
+                 '--ckpt', '--verbose', '--lr', '--lr-steps', '--wd', '--mom', '--frequent',
+                 '--per-batch-size', '--kvstore'):
+        assert flag in out
+
+
+def test_presets_set_cli_defaults_and_pretrained_forms(tmp_path):
+    path = write_config(tmp_path)
+    args, config = train.parse_args(['--config', path, '--loss', 'triplet'])
+    assert (args.per_batch_size, args.lr) == (60, 0.05)
+    args, _ = train.parse_args(['--config', path, '--pretrained', './m/model,7'])
+    assert (args.pretrained, args.pretrained_epoch) == ('./m/model', 7)
+    args, _ = train.parse_args(['--config', path, '--pretrained', './m/model', '--pretrained-epoch', '3'])
+    assert (args.pretrained, args.pretrained_epoch) == ('./m/model', 3)
+    with pytest.raises(SystemExit):
+        train.parse_args(['--config', path, '--network', 'nope'])
+
+
+def test_contexts_from_environment():
+    assert train.get_contexts(environ={}) == [mx.cpu()]
+    assert train.get_contexts(environ={'CUDA_VISIBLE_DEVICES': ' '}) == [mx.cpu()]
+    assert train.get_contexts(environ={'CUDA_VISIBLE_DEVICES': '3,5'}) == [mx.gpu(0), mx.gpu(1)]
+    assert train.get_contexts('cpu:2') == [mx.cpu(0), mx.cpu(1)]
+    with pytest.raises(ValueError, match='--ctx'):
+        train.get_contexts('tpu:1')
+
+
+def test_training_run_saves_embedding_checkpoints_and_stops_after_max_steps(tmp_path, caplog, capsys):
+    caplog.set_level(logging.INFO)
+    path = write_config(tmp_path, max_steps=3)
+    assert run_train(path, tmp_path) == 0
+    out = capsys.readouterr().out
+    prefix = str(tmp_path / 'models' / 'tiny-arcface-tiny' / 'model')
+    assert 'prefix %s' % prefix in out
+    assert 'Network FLOPs:' in out and 'saving 1' in out and 'saving 2' in out
+    assert '[4]Accuracy-Highest: 0.00000' in out
+    speed_lines = [r.getMessage() for r in caplog.records if 'Speed:' in r.getMessage()]
+    assert speed_lines and 'acc=' in speed_lines[0] and 'lossvalue=' in speed_lines[0]
+    # verbose=2 and max_steps=3: verification at batches 2 and 4, exit after batch 4
+    assert checkpoint.checkpoint_epochs(prefix) == [2, 1]
+    sym, arg_params, aux_params = checkpoint.load_checkpoint(prefix, 2)
+    assert sym.list_outputs() == ['fc1_output']
+    assert not any(k.startswith('fc7') for k in arg_params)
+    # the saved embedding loads into a freshly built backbone with nothing missing
+    module = mx.mod.Module(sym, label_names=None, context=mx.cpu())
+    module.bind(data_shapes=[('data', (2, 3, 32, 32))], for_training=False)
+    module.set_params(arg_params, aux_params, allow_missing=False)
+    module.forward(mx.io.DataBatch([mx.nd.ones((2, 3, 32, 32))]), is_train=False)
+    assert module.get_outputs()[0].shape == (2, 16)
+    # no temporary files are left beside the checkpoints
+    assert not [n for n in os.listdir(os.path.dirname(prefix)) if n.endswith('.tmp')]
+
+
+def test_two_contexts_and_pretrained_fine_tuning(tmp_path, capsys):
+    path = write_config(tmp_path, max_steps=1)
+    assert run_train(path, tmp_path, '--ctx', 'cpu:2') == 0
+    prefix = str(tmp_path / 'models' / 'tiny-arcface-tiny' / 'model')
+    _, first, _ = checkpoint.load_checkpoint(prefix, 1)
+    capsys.readouterr()
+    # fine-tune from it with the README's 'prefix,epoch' form into another models root
+    assert run_train(path, tmp_path, '--pretrained', prefix + ',1', '--models-root',
+                     str(tmp_path / 'models2'), '--lr', '0.0') == 0
+    out = capsys.readouterr().out
+    assert 'loading %s 1' % prefix in out
+    _, tuned, _ = checkpoint.load_checkpoint(str(tmp_path / 'models2' / 'tiny-arcface-tiny' / 'model'), 1)
+    # lr 0: the weights equal the pretrained ones. fc1_gamma is a fix_gamma BatchNorm scale whose
+    # stored value mxnet's CPU kernel may reset to 1; it is 1 in every forward pass either way.
+    for name, value in first.items():
+        if name == 'fc1_gamma':
+            continue
+        np.testing.assert_allclose(tuned[name].asnumpy(), value.asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_missing_pretrained_file_is_named(tmp_path):
+    path = write_config(tmp_path)
+    with pytest.raises(FileNotFoundError, match='nothere-symbol.json'):
+        train.main(['--config', path, '--network', 'tiny', '--dataset', 'tiny', '--ctx', 'cpu',
+                    '--models-root', str(tmp_path / 'm'), '--pretrained', str(tmp_path / 'nothere') + ',1'])
+
+
+def test_nan_loss_stops_with_message_naming_batch_and_checkpoint(tmp_path):
+    path = write_config(tmp_path, max_steps=50)
+    with pytest.raises(FloatingPointError, match=r'at batch \d+.*last good checkpoint is .*model-0001.params'):
+        train.main(['--config', path, '--network', 'tiny', '--dataset', 'tiny', '--loss', 'softmax',
+                    '--models-root', str(tmp_path / 'models'), '--per-batch-size', '4', '--ctx', 'cpu',
+                    '--lr', '1e30', '--verbose', '1', '--ckpt', '2', '--seed', '0'])
+
+
+@pytest.mark.parametrize('ctx', ['cpu', 'cpu:2'])
+def test_resume_after_a_stop_ends_with_the_same_weights(tmp_path, ctx):
+    # 24 images, batch 4: 6 batches an epoch; verification/saving every 2 batches.
+    common = ['--ctx', ctx, '--per-batch-size', '4' if ctx == 'cpu' else '2', '--lr-steps', '5']
+    straight = write_config(tmp_path / 'a', max_steps=7)
+    assert run_train(straight, tmp_path / 'a', *common) == 0          # exits after batch 8
+    stopped = write_config(tmp_path / 'b', max_steps=3)
+    assert run_train(stopped, tmp_path / 'b', *common) == 0           # "killed" after batch 4
+    resumed = write_config(tmp_path / 'b', max_steps=7)
+    assert run_train(resumed, tmp_path / 'b', *common, '--resume') == 0  # batches 5..8
+    _, expected, expected_aux = checkpoint.load_checkpoint(
+        str(tmp_path / 'a' / 'models' / 'tiny-arcface-tiny' / 'model'), 4)
+    _, got, got_aux = checkpoint.load_checkpoint(
+        str(tmp_path / 'b' / 'models' / 'tiny-arcface-tiny' / 'model'), 4)
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        np.testing.assert_allclose(got[name].asnumpy(), expected[name].asnumpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+    for name in expected_aux:
+        np.testing.assert_allclose(got_aux[name].asnumpy(), expected_aux[name].asnumpy(), rtol=1e-5,
+                                   atol=1e-6, err_msg=name)
+
+
+def test_resume_without_state_says_what_is_missing(tmp_path):
+    path = write_config(tmp_path)
+    with pytest.raises(FileNotFoundError, match='model-resume.params'):
+        train.main(['--config', path, '--network', 'tiny', '--dataset', 'tiny', '--ctx', 'cpu',
+                    '--models-root', str(tmp_path / 'models'), '--resume'])
