@@ -22,6 +22,7 @@ from common.flops_counter import count_flops
 from recognition import config_loader, losses
 from recognition.eval import verification
 from recognition.image_iter import FaceImageIter
+from recognition.triplet_image_iter import TripletFaceImageIter
 from recognition.metric import AccMetric, LossValueMetric
 from recognition.symbol import get_embedding_symbol
 
@@ -317,15 +318,23 @@ def train_net(args, config):
         print('Network FLOPs: %d' % flops)
 
     model = mx.mod.Module(context=ctx, symbol=sym)
-    if config.loss_name in losses.TRIPLET_LOSSES:
-        raise NotImplementedError("triplet losses need the triplet iterator, not ported yet")
-    train_dataiter = FaceImageIter(
-        batch_size=args.batch_size, data_shape=data_shape, path_imgrec=path_imgrec, shuffle=True,
-        rand_mirror=config.data_rand_mirror, mean=None, cutoff=config.data_cutoff,
-        color_jittering=config.data_color, images_filter=config.data_images_filter, seed=args.seed)
-    metrics = [AccMetric()]
-    if config.ce_loss:
-        metrics.append(LossValueMetric())
+    triplet = config.loss_name in losses.TRIPLET_LOSSES
+    if triplet:
+        train_dataiter = TripletFaceImageIter(
+            batch_size=args.batch_size, data_shape=data_shape, path_imgrec=path_imgrec, shuffle=True,
+            rand_mirror=config.data_rand_mirror, mean=None, cutoff=config.data_cutoff,
+            ctx_num=args.ctx_num, images_per_identity=config.images_per_identity,
+            triplet_params=[config.triplet_bag_size, config.triplet_alpha, config.triplet_max_ap],
+            mx_model=model, seed=args.seed)
+        metrics = [LossValueMetric()]
+    else:
+        train_dataiter = FaceImageIter(
+            batch_size=args.batch_size, data_shape=data_shape, path_imgrec=path_imgrec, shuffle=True,
+            rand_mirror=config.data_rand_mirror, mean=None, cutoff=config.data_cutoff,
+            color_jittering=config.data_color, images_filter=config.data_images_filter, seed=args.seed)
+        metrics = [AccMetric()]
+        if config.ce_loss:
+            metrics.append(LossValueMetric())
     eval_metrics = [mx.metric.create(m) for m in metrics]
 
     initializer = make_initializer(config.net_name)
@@ -356,9 +365,16 @@ def train_net(args, config):
             model.load_optimizer_states(states_file)
         callback.restore(resume)
         begin_epoch, batches_done = resume['epoch'], resume['batches_done']
-        if batches_done >= train_dataiter.batches_per_epoch():
-            begin_epoch, batches_done = begin_epoch + 1, 0
-        train_dataiter.fast_forward(begin_epoch, batches_done)
+        if triplet:
+            begin_epoch += 1  # triplets are mined from the current weights: start a fresh "epoch"
+        else:
+            if batches_done >= train_dataiter.batches_per_epoch():
+                begin_epoch, batches_done = begin_epoch + 1, 0
+            train_dataiter.fast_forward(begin_epoch, batches_done)
+    if triplet:
+        # Mine once here, on the main thread with the module ready: an error in the prefetch
+        # thread would leave fit() waiting forever (the 2019 start-up race).
+        train_dataiter.reset()
 
     train_dataiter = mx.io.PrefetchingIter(train_dataiter)
     model.fit(train_dataiter, begin_epoch=begin_epoch, num_epoch=999999, eval_data=None, eval_metric=eval_metrics,

@@ -177,3 +177,21 @@ def test_resume_without_state_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match='model-resume.params'):
         train.main(['--config', path, '--network', 'tiny', '--dataset', 'tiny', '--ctx', 'cpu',
                     '--models-root', str(tmp_path / 'models'), '--resume'])
+
+
+@pytest.mark.parametrize('loss', ['triplet', 'atriplet'])
+def test_triplet_training_runs_with_mining(tmp_path, capsys, loss):
+    extra = ("loss.%s.triplet_bag_size = 12\nloss.%s.images_per_identity = 3\n"
+             "loss.%s.triplet_alpha = 1.0\n" % (loss, loss, loss))
+    path = write_config(tmp_path, max_steps=2, extra=extra)
+    argv = ['--config', path, '--network', 'tiny', '--dataset', 'tiny', '--loss', loss,
+            '--models-root', str(tmp_path / 'models'), '--per-batch-size', '6', '--ctx', 'cpu',
+            '--lr', '0.01', '--verbose', '2', '--ckpt', '2', '--seed', '3', '--frequent', '1']
+    with pytest.raises(SystemExit) as stop:
+        train.main(argv)
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert 'found triplets' in out and 'saving 1' in out
+    prefix = str(tmp_path / 'models' / ('tiny-%s-tiny' % loss) / 'model')
+    sym, args, _ = checkpoint.load_checkpoint(prefix, 1)
+    assert sym.list_outputs() == ['fc1_output'] and 'fc7_weight' not in args
