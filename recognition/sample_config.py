@@ -211,6 +211,17 @@ loss.combined.loss_m1 = 1.0
 loss.combined.loss_m2 = 0.3
 loss.combined.loss_m3 = 0.2
 
+# SphereFace (A-Softmax) of the 2019 legacy trainer: integer margin m, blend factor beta annealed
+# from loss_beta to loss_beta_min as beta * (1 + gamma * (batch - freeze)) ** -power.
+loss.sphereface = edict()
+loss.sphereface.loss_name = 'sphereface'
+loss.sphereface.loss_m1 = 4
+loss.sphereface.loss_beta = 1000.0
+loss.sphereface.loss_beta_min = 5.0
+loss.sphereface.loss_beta_freeze = 0
+loss.sphereface.loss_gamma = 0.12
+loss.sphereface.loss_power = 1.0
+
 loss.triplet = edict()
 loss.triplet.loss_name = 'triplet'
 loss.triplet.images_per_identity = 5

@@ -170,3 +170,67 @@ def test_triplet_losses_match_numpy(loss_name):
     assert exe.outputs[2].asnumpy()[0] == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ValueError, match='divisible by 3'):
         losses.get_training_symbol(cfg, mx.sym.Variable('data'), per_batch_size=4)
+
+
+def numpy_sphereface_logits(x, w, y, m, beta):
+    wn = w / np.sqrt((w ** 2).sum(1, keepdims=True) + 1e-10)
+    logits = x @ wn.T
+    xnorm = np.sqrt((x ** 2).sum(1) + 1e-10)
+    rows = np.arange(len(y))
+    cos = np.clip(logits[rows, y] / xnorm, -1, 1)
+    theta = np.arccos(cos)
+    k = np.floor(theta * m / np.pi)
+    psi = (-1.0) ** k * np.cos(m * theta) - 2 * k
+    logits[rows, y] = (beta * xnorm * cos + xnorm * psi) / (1 + beta)
+    return logits
+
+
+def sphereface_config(batch, beta=1000.0, beta_min=5.0, gamma=0.12, power=1.0, freeze=0):
+    cfg = _make_config('sphereface')
+    cfg.update(loss_m1=4, loss_beta=beta, loss_beta_min=beta_min, loss_gamma=gamma, loss_power=power,
+               loss_beta_freeze=freeze)
+    return cfg
+
+
+def test_sphereface_annealing_schedule():
+    assert losses.sphereface_beta(0, 1000, 5, 0.12, 1, 0) == 1000
+    assert losses.sphereface_beta(10, 1000, 5, 0.12, 1, 0) == pytest.approx(1000 / 2.2)
+    assert losses.sphereface_beta(10, 1000, 5, 0.12, 1, 20) == 1000  # frozen
+    assert losses.sphereface_beta(10 ** 6, 1000, 5, 0.12, 1, 0) == 5
+
+
+def test_sphereface_logits_gradients_and_annealing_match_numpy():
+    rng = np.random.RandomState(4)
+    batch = 6
+    cfg = sphereface_config(batch, beta=3.0, beta_min=0.5, gamma=0.5, power=1.0)
+    x = rng.randn(batch, cfg.emb_size) * 3
+    w = rng.randn(cfg.num_classes, cfg.emb_size)
+    y = rng.randint(0, cfg.num_classes, size=batch)
+    x[0] = -w[y[0]] * 0.9 + 0.01  # theta near pi: k = 3, psi far below cos
+    sym = losses.get_training_symbol(cfg, mx.sym.Variable('data'), per_batch_size=batch)
+    assert 'sphereface_step' in sym.list_auxiliary_states()
+    exe = _bind(sym, batch, cfg, x, w, y)
+    for step in range(3):
+        if step:
+            exe.forward(is_train=True)
+            exe.backward()
+        beta = losses.sphereface_beta(step, 3.0, 0.5, 0.5, 1.0, 0)
+        z = numpy_sphereface_logits(x, w, y, 4, beta)
+        p_ref = np.exp(z - z.max(1, keepdims=True))
+        p_ref /= p_ref.sum(1, keepdims=True)
+        np.testing.assert_allclose(exe.outputs[1].asnumpy(), p_ref, atol=1e-5)
+
+    def loss_of(xv, wv):
+        z = numpy_sphereface_logits(xv, wv, y, 4, beta)
+        z = z - z.max(1, keepdims=True)
+        return -(z - np.log(np.exp(z).sum(1, keepdims=True)))[np.arange(batch), y].sum() / batch
+
+    eps = 1e-5
+    numeric = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[idx] += eps
+        minus[idx] -= eps
+        numeric[idx] = (loss_of(plus, w) - loss_of(minus, w)) / (2 * eps)
+    np.testing.assert_allclose(exe.grad_dict['data'].asnumpy(), numeric, rtol=2e-3, atol=2e-4)
+    assert exe.aux_dict['sphereface_step'].asnumpy()[0] == 3

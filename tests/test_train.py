@@ -195,3 +195,13 @@ def test_triplet_training_runs_with_mining(tmp_path, capsys, loss):
     prefix = str(tmp_path / 'models' / ('tiny-%s-tiny' % loss) / 'model')
     sym, args, _ = checkpoint.load_checkpoint(prefix, 1)
     assert sym.list_outputs() == ['fc1_output'] and 'fc7_weight' not in args
+
+
+@pytest.mark.parametrize('loss', ['softmax', 'nsoftmax', 'cosface', 'combined', 'sphereface'])
+def test_every_softmax_type_loss_trains(tmp_path, capsys, loss):
+    path = write_config(tmp_path, max_steps=1)
+    assert run_train(path, tmp_path, '--loss', loss) == 0
+    assert 'saving 1' in capsys.readouterr().out
+    prefix = str(tmp_path / 'models' / ('tiny-%s-tiny' % loss) / 'model')
+    _, args, _ = checkpoint.load_checkpoint(prefix, 1)
+    assert all(np.isfinite(v.asnumpy()).all() for v in args.values())
