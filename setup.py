@@ -5,9 +5,11 @@ setup(
     name="insightface-mxnet-port",
     version="0.1.0",
     description="Python 3.11 / mxnet 1.9.1 port of the 2019 InsightFace (ArcFace) MXNet toolkit",
-    python_requires=">=3.8,<3.12",
+    python_requires=">=3.10,<3.12",  # mtcnn 1.x needs 3.10; numpy<1.24 has no 3.12 wheels
     packages=find_packages(include=["recognition", "recognition.*", "common", "common.*",
                                     "deploy", "deploy.*"]),
+    # `import face_model` as in the 2019 deploy folder: a shim re-exporting deploy.face_model
+    py_modules=["face_model"],
     package_data={"recognition": ["sample_config.py"]},
     install_requires=[
         # mxnet 1.9.1 does not import with numpy 1.24 or newer (np.bool and friends were removed).
@@ -18,6 +20,10 @@ setup(
         "scikit-learn>=1.0,<1.8",
         "easydict>=1.9",
         "tqdm>=4.60",
+        # ROC plots of recognition/eval/verification.py --roc; 3.9 drops numpy 1.21/1.22.
+        "matplotlib>=3.5,<3.9",
+        # default MTCNN weights (P/R/O-Net arrays, MIT); read with joblib + lz4, no TensorFlow
+        "mtcnn>=1.0,<2",
     ],
     extras_require={
         "cpu": ["mxnet==1.9.1"],
