@@ -1,7 +1,5 @@
 """Tests for the src/data scripts: dir2lst, face2rec2, dataset_info, rec2image, dataset_merge."""
-import importlib.util
 import os
-import sys
 
 import cv2
 import mxnet as mx
@@ -11,21 +9,7 @@ import pytest
 from common import face_preprocess, record_io
 from common.record_io import RecordReader
 from recognition.image_iter import FaceImageIter
-
-SCRIPTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           'src', 'data')
-
-
-def load_script(name):
-    """Import src/data/<name>.py as a module, so tests can call its main(argv)."""
-    module_name = 'src_data_' + name
-    spec = importlib.util.spec_from_file_location(module_name,
-                                                  os.path.join(SCRIPTS_DIR, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    # Registered so worker processes can find the script's functions by module name.
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+from script_loader import load_script
 
 
 dir2lst = load_script('dir2lst')

@@ -1,7 +1,5 @@
 """Tests for the synthetic face generator: determinism, files, landmarks, separability, packing."""
-import importlib.util
 import os
-import sys
 
 import cv2
 import numpy as np
@@ -11,20 +9,7 @@ from common.face_preprocess import alignment_matrix, preprocess
 from common.record_io import parse_lst_line
 from common.verification_pack import load_pairs_bin
 from recognition.eval.verification import load_bin
-
-SCRIPTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           'src', 'data')
-
-
-def load_script(name):
-    """Import src/data/<name>.py as a module, so tests can call its main(argv)."""
-    module_name = 'src_data_' + name
-    spec = importlib.util.spec_from_file_location(module_name,
-                                                  os.path.join(SCRIPTS_DIR, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+from script_loader import load_script
 
 
 synth_faces = load_script('synth_faces')

@@ -1,10 +1,8 @@
 """Tests for verification packs: safe, compatible .bin loading, writing, load_bin, the packers."""
-import importlib.util
 import os
 import pickle
 import pickletools
 import struct
-import sys
 
 import cv2
 import numpy as np
@@ -13,20 +11,7 @@ import pytest
 from common.verification_pack import (UnsafePickleError, load_pairs_bin, read_lfw_pairs,
                                       save_pairs_bin)
 from recognition.eval.verification import load_bin
-
-SCRIPTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           'src', 'data')
-
-
-def load_script(name):
-    """Import src/data/<name>.py as a module, so tests can call its main(argv)."""
-    module_name = 'src_data_' + name
-    spec = importlib.util.spec_from_file_location(module_name,
-                                                  os.path.join(SCRIPTS_DIR, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+from script_loader import load_script
 
 
 lfw2pack = load_script('lfw2pack')
