@@ -1,5 +1,4 @@
 """Tests of the older src/symbols backbones (irv2, DPN, Xception, MobileNetV2, NASNet, SphereNet)."""
-import json
 
 import mxnet as mx
 import numpy as np
@@ -7,6 +6,7 @@ import pytest
 from mxnet.gluon import nn
 
 from recognition.symbol import get_embedding_symbol
+from symbol_shapes import graph_nodes, shapes_of
 
 LEGACY_PRESETS = ('irv2', 'dpn68', 'dpn92', 'dpn107', 'dpn131', 'xception', 'mv2', 'nasnet',
                   's20', 's36', 's60', 's64', 's104')
@@ -22,18 +22,6 @@ SPEC_DPN = {
 # original_training.md §3.8: SphereNet units per stage.
 SPEC_SPHERE_UNITS = {20: (1, 2, 4, 1), 36: (2, 4, 8, 2), 60: (3, 8, 14, 3), 64: (3, 8, 16, 3),
                      104: (3, 8, 36, 3)}
-
-
-def shapes_of(sym, data_shape=(1, 3, 112, 112)):
-    """name -> shape of every argument and auxiliary state, plus the output shapes."""
-    args, outs, aux = sym.infer_shape(data=data_shape)
-    shapes = dict(zip(sym.list_arguments(), args))
-    shapes.update(zip(sym.list_auxiliary_states(), aux))
-    return shapes, outs
-
-
-def nodes_of(sym):
-    return json.loads(sym.tojson())['nodes']
 
 
 def embed_once(sym, size, seed=0):
@@ -71,13 +59,13 @@ def test_inception_resnet_v2_layers_names_and_quirks(make_config):
     assert 'convolution244_weight' not in shapes
     assert shapes['pre_fc1_weight'] == (512, 1536 * 12 * 12)
     # unnamed BatchNorms keep mxnet's defaults (fix_gamma=True, eps 1e-3)
-    backbone_bns = [n for n in nodes_of(sym)
+    backbone_bns = [n for n in graph_nodes(sym)
                     if n['op'] == 'BatchNorm' and n['name'].startswith('batchnorm')]
     assert len(backbone_bns) == 244
     assert all('fix_gamma' not in n.get('attrs', {}) and 'eps' not in n.get('attrs', {})
                for n in backbone_bns)
     # the unused maxpool3a (pooling0) is not in the graph but still takes its name, as in 2019
-    pools = [n['name'] for n in nodes_of(sym) if n['op'] == 'Pooling']
+    pools = [n['name'] for n in graph_nodes(sym) if n['op'] == 'Pooling']
     assert pools[:2] == ['pooling1', 'pooling2']
     # net_input 0: stride-2 first conv, 5x5 final map
     shapes0, _ = shapes_of(get_embedding_symbol(make_config('irv2', net_input=0)))
@@ -118,10 +106,10 @@ def test_dpn_head_and_doubled_bn_names(make_config):
     assert shapes['conv2_x__1_c1x1-w(s/1)__conv_weight'] == (256 + 2 * 16, 64, 1, 1)
     assert shapes['conv2_x__1_c1x1-a__bn__bn_moving_var'] == (64,)
     assert shapes['conv2_x__2_c1x1-a__bn__bn_gamma'] == (256 + 3 * 16,)
-    bns = {n['name']: n.get('attrs', {}) for n in nodes_of(sym) if n['op'] == 'BatchNorm'}
+    bns = {n['name']: n.get('attrs', {}) for n in graph_nodes(sym) if n['op'] == 'BatchNorm'}
     assert 'eps' not in bns['conv2_x__1_c1x1-a__bn__bn']  # mxnet's default 1e-3
     assert float(bns['head_bn1']['eps']) == 2e-5
-    relus = [n['name'] for n in nodes_of(sym) if n['op'] == 'Activation']
+    relus = [n['name'] for n in graph_nodes(sym) if n['op'] == 'Activation']
     assert 'conv2_x__1_c1x1-a__ac__relu' in relus
     # net_input 0: 128-filter 7x7/2 conv0 + max-pool, 4x4 final map
     shapes0, _ = shapes_of(get_embedding_symbol(make_config('dpn68', net_input=0)))
@@ -142,7 +130,7 @@ def test_xception_argument_count_names_and_wide_version(make_config):
     assert shapes['Exit_flow_b5_sepconv2_pointwise_kernel_conv2d_weight'] == (512, 364, 1, 1)
     assert shapes['Exit_flow_b6_sepconv2_bn_gamma'] == (1024,)
     assert shapes['pre_fc1_weight'] == (512, 1024 * 7 * 7)
-    pools = [n['name'] for n in nodes_of(sym) if n['op'] == 'Pooling']
+    pools = [n['name'] for n in graph_nodes(sym) if n['op'] == 'Pooling']
     # the exit block's pool keeps its 2019 name
     assert pools == ['Entry_flow_b%d_pool' % i for i in (2, 3, 4, 5)]
     wide, _ = shapes_of(get_embedding_symbol(make_config('xception', net_input=2)))
@@ -216,7 +204,7 @@ def test_nasnet_names_and_pytorch_batchnorm_settings(make_config):
     assert shapes['conv2_weight'] == (42, 1, 5, 5)  # its first depthwise conv
     assert shapes['conv487_weight'] == (672, 672, 1, 1)
     assert shapes['pre_fc1_weight'] == (512, 4032 * 7 * 7)
-    gluon_bns = [n['attrs'] for n in nodes_of(sym) if n['op'] == 'BatchNorm' and n['name'] != 'bn1'
+    gluon_bns = [n['attrs'] for n in graph_nodes(sym) if n['op'] == 'BatchNorm' and n['name'] != 'bn1'
                  and n['name'] != 'fc1']
     assert len(gluon_bns) == 264
     assert all(float(a['momentum']) == 0.1 and float(a['eps']) == 0.001 for a in gluon_bns)

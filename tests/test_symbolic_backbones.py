@@ -1,5 +1,4 @@
 """Tests of the symbolic backbones fresnet, fmobilefacenet and fmobilenet against the 2019 reference."""
-import json
 import re
 
 import mxnet as mx
@@ -8,6 +7,7 @@ import pytest
 
 from common.flops_counter import count_flops
 from recognition.symbol import fresnet, get_embedding_symbol, symbol_utils
+from symbol_shapes import graph_nodes, shapes_of
 
 # original_training.md §3.7, measured on the 2019 code:
 # preset -> (#arg arrays without data, #aux arrays, #param scalars, count_flops at 1x3x112x112).
@@ -27,18 +27,6 @@ SPEC_UNITS = {
     90: [3, 8, 30, 3], 98: [3, 4, 38, 3], 99: [3, 8, 35, 3], 100: [3, 13, 30, 3], 101: [3, 4, 23, 3],
     124: [3, 13, 40, 5], 152: [3, 8, 36, 3], 160: [3, 24, 49, 3], 200: [3, 24, 36, 3], 269: [3, 30, 48, 8],
 }
-
-
-def arg_shapes(sym, data_shape=(1, 3, 112, 112)):
-    """name -> shape of every argument and auxiliary state, plus the output shapes."""
-    args, outs, aux = sym.infer_shape(data=data_shape)
-    shapes = dict(zip(sym.list_arguments(), args))
-    shapes.update(zip(sym.list_auxiliary_states(), aux))
-    return shapes, outs
-
-
-def graph_nodes(sym):
-    return json.loads(sym.tojson())['nodes']
 
 
 def embed(sym, x, factor_type='out', rnd_type='gaussian', seed=0):
@@ -61,7 +49,7 @@ def test_preset_matches_reference_table(make_config, preset):
     args = [a for a in sym.list_arguments() if a != 'data']
     assert len(args) == n_args
     assert len(sym.list_auxiliary_states()) == n_aux
-    shapes, _ = arg_shapes(sym)
+    shapes, _ = shapes_of(sym)
     assert sum(int(np.prod(shapes[a])) for a in args) == n_scalars
     assert count_flops(sym, data=(1, 3, 112, 112)) == flops
     assert sym.list_outputs() == ['fc1_output']
@@ -69,7 +57,7 @@ def test_preset_matches_reference_table(make_config, preset):
 
 def test_r100_names_and_shapes(make_config):
     sym = get_embedding_symbol(make_config('r100'))
-    shapes, outs = arg_shapes(sym, (3, 3, 112, 112))
+    shapes, outs = shapes_of(sym, (3, 3, 112, 112))
     assert sym.list_outputs() == ['fc1_output']
     assert outs == [(3, 512)]
     expected = {
@@ -104,7 +92,7 @@ def test_r50v1_unit_parameters(make_config):
     # Units with matching shapes have no projection shortcut.
     second = [a for a in sym.list_arguments() if a.startswith('stage2_unit2_')]
     assert not any('sc_' in a for a in second) and 'stage2_unit2_relu3_gamma' in second
-    shapes, _ = arg_shapes(sym)
+    shapes, _ = shapes_of(sym)
     # v1_L puts the stride on conv2: 56x56 -> 28x28 happens inside the unit, weights are 3x3.
     assert shapes['stage2_unit1_conv1_weight'] == (128, 64, 3, 3)
     assert shapes['stage2_unit1_conv2_weight'] == (128, 128, 3, 3)
@@ -112,7 +100,7 @@ def test_r50v1_unit_parameters(make_config):
 
 def test_mobilefacenet_names_and_blocks(make_config):
     sym = get_embedding_symbol(make_config('y1'))
-    shapes, outs = arg_shapes(sym)
+    shapes, outs = shapes_of(sym)
     assert outs == [(1, 128)]
     expected = {
         'conv_1_conv2d_weight': (64, 3, 3, 3), 'conv_1_batchnorm_gamma': (64,), 'conv_1_relu_gamma': (64,),
@@ -142,7 +130,7 @@ def test_mobilefacenet_names_and_blocks(make_config):
 
 @pytest.mark.parametrize('preset, gdc_shape, width', [('m1', (512, 2, 7, 7), 32), ('m05', (512, 1, 7, 7), 16)])
 def test_mobilenet_width_and_grouped_gdc(make_config, preset, gdc_shape, width):
-    shapes, outs = arg_shapes(get_embedding_symbol(make_config(preset)))
+    shapes, outs = shapes_of(get_embedding_symbol(make_config(preset)))
     assert outs == [(1, 256)]
     assert shapes['conv_1_conv2d_weight'] == (width, 3, 3, 3)
     assert shapes['conv_2_conv2d_weight'] == (2 * width, width, 1, 1)
@@ -156,9 +144,9 @@ def test_mobilenet_width_and_grouped_gdc(make_config, preset, gdc_shape, width):
 def test_mobilenet_stem_stride_follows_net_input(make_config):
     # net_input 0 halves 112 in the stem, so the last map is 4x4 and the GDC 7x7 conv cannot apply.
     sym = get_embedding_symbol(make_config('m05', net_input=0, net_output='E'))
-    shapes, _ = arg_shapes(sym)
+    shapes, _ = shapes_of(sym)
     assert shapes['pre_fc1_weight'] == (256, 512 * 4 * 4)
-    shapes, _ = arg_shapes(get_embedding_symbol(make_config('m05', net_output='E')))
+    shapes, _ = shapes_of(get_embedding_symbol(make_config('m05', net_output='E')))
     assert shapes['pre_fc1_weight'] == (256, 512 * 7 * 7)
 
 
@@ -211,7 +199,7 @@ def test_negative_input_version_is_rejected(make_config):
 def test_unit_input_se_combinations(make_config, net_unit, net_input, net_se):
     cfg = make_config('r50', num_layers=18, net_unit=net_unit, net_input=net_input, net_se=net_se, emb_size=64)
     sym = get_embedding_symbol(cfg)
-    shapes, outs = arg_shapes(sym, (2, 3, 112, 112))
+    shapes, outs = shapes_of(sym, (2, 3, 112, 112))
     assert outs == [(2, 64)]
     names = list(shapes)
     # Stem: 7x7/2 without max-pool for input 0 (final map 4x4), else 3x3/1 (final map 7x7).
@@ -265,7 +253,7 @@ def test_where_each_unit_puts_its_stride(make_config, net_unit, net_input, conv1
 def test_bottleneck_units(make_config, net_unit, net_input, last_bn, stride_conv):
     cfg = make_config('r50', net_unit=net_unit, net_input=net_input, net_se=1)
     sym = fresnet.resnet([1, 2, 1, 1], fresnet.BOTTLENECK_FILTERS, True, cfg)
-    shapes, outs = arg_shapes(sym, (1, 3, 112, 112))
+    shapes, outs = shapes_of(sym, (1, 3, 112, 112))
     assert outs == [(1, 512)]
     # Quarter-width 1x1 -> 3x3 -> full-width 1x1, then a 1x1 reduction to 512 before the head.
     assert shapes['stage2_unit1_conv1_weight'] == (128, 256, 1, 1)
