@@ -8,17 +8,7 @@ import numpy as np
 from mxnet import ndarray as nd
 
 from common import record_io
-
-
-def model_contexts():
-    """GPU contexts for the devices in CUDA_VISIBLE_DEVICES; CPU when it is unset or empty."""
-    devices = os.environ.get('CUDA_VISIBLE_DEVICES', '').strip()
-    if not devices:
-        print('use cpu')
-        return [mx.cpu()]
-    contexts = [mx.gpu(i) for i in range(len(devices.split(',')))]
-    print('gpu num:', len(contexts))
-    return contexts
+from recognition.train import get_contexts
 
 
 def load_model(model_arg, batch_size, image_size, contexts):
@@ -168,7 +158,7 @@ def main(argv=None):
     print('image_size', list(image_size))
     model = None
     if args.model:
-        contexts = model_contexts()
+        contexts = get_contexts()
         args.ctx_num = len(contexts)
         model = load_model(args.model, args.batch_size, image_size, contexts)
     elif args.param1 != 0.0:
