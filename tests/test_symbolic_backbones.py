@@ -341,3 +341,19 @@ def test_mobile_forward_with_gdc(make_config, preset, factor_type, rnd_type):
 def test_mobilefacenet_rejects_bad_blocks(make_config, blocks):
     with pytest.raises(ValueError, match=r'net_blocks must be 4 non-negative block counts, got \['):
         get_embedding_symbol(make_config('y1', net_blocks=blocks))
+
+
+def test_gdc_head_runs_repeated_inference_forwards(make_config):
+    # mxnet 1.9.1's oneDNN inference graph broke on the second forward of a GDC head without an
+    # explicit Flatten before pre_fc1 ("can't generate TBlob for MKLDNN data").
+    sym = get_embedding_symbol(make_config('y1', net_act='relu'))
+    module = mx.mod.Module(sym, label_names=None, context=mx.cpu())
+    module.bind(data_shapes=[('data', (2, 3, 112, 112))], for_training=False)
+    module.init_params(mx.init.Xavier())
+    rng = np.random.RandomState(0)
+    outputs = []
+    for _ in range(3):
+        module.forward(mx.io.DataBatch([mx.nd.array(rng.rand(2, 3, 112, 112) * 255)]), is_train=False)
+        outputs.append(module.get_outputs()[0].asnumpy())
+    assert all(o.shape == (2, 128) and np.isfinite(o).all() for o in outputs)
+    assert not np.allclose(outputs[0], outputs[1])

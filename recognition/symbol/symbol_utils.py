@@ -117,6 +117,9 @@ def get_fc1(last_conv, num_classes, fc_type, input_channel=512, act_type='prelu'
     if fc_type == 'GDC':
         body = Linear(body, num_filter=input_channel, num_group=input_channel, kernel=(7, 7),
                       pad=(0, 0), stride=(1, 1), name='conv_6dw7_7', bn_mom=bn_mom)
+        # An explicit Flatten (no parameters, same output): without it mxnet 1.9.1's oneDNN
+        # inference graph hands pre_fc1 a 1x1 map it cannot read from the second forward on.
+        body = mx.sym.Flatten(data=body)
         fc1 = mx.sym.FullyConnected(data=body, num_hidden=num_classes, name='pre_fc1')
         return _bn(fc1, 'fc1', True, bn_mom)
     if fc_type == 'F':
