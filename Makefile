@@ -11,6 +11,8 @@ $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[cpu,test]'
+	# onnxruntime's wheels declare numpy>=1.24.2 but run on mxnet's numpy 1.23 (see setup.py)
+	$(VENV)/bin/pip install --quiet --no-deps onnxruntime==1.16.3
 	touch $@
 
 test: $(VENV)/.installed

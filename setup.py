@@ -1,6 +1,15 @@
 """Packaging for the Python 3 / mxnet 1.9.1 port of the 2019 InsightFace (ArcFace) toolkit."""
 from setuptools import find_packages, setup
 
+# deploy/export_onnx.py, tested with onnx 1.16: mxnet 1.9.1's exporter uses onnx.mapping, which
+# newer onnx releases deprecate for removal.
+# onnxruntime is not listed: every release with Python 3.11 wheels declares numpy>=1.24.2, which
+# pip cannot reconcile with mxnet's numpy<1.24, although the wheels run on numpy 1.23. Install it
+# without its dependency metadata (as the Makefile does): pip install --no-deps onnxruntime==1.16.3
+# The remaining entries are onnxruntime's own dependencies.
+ONNX_EXTRA = ["onnx>=1.14,<1.17", "protobuf>=3.20.2", "coloredlogs", "flatbuffers", "sympy",
+              "packaging"]
+
 setup(
     name="insightface-mxnet-port",
     version="0.1.0",
@@ -28,6 +37,7 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "gpu": ["mxnet-cu112==1.9.1"],
-        "test": ["pytest>=7"],
+        "onnx": ONNX_EXTRA,
+        "test": ["pytest>=7"] + ONNX_EXTRA,
     },
 )

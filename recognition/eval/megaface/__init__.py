@@ -1,0 +1,1 @@
+"""MegaFace evaluation helpers: per-image feature files, feature extraction, noise-list cleaning."""
