@@ -357,3 +357,9 @@ def test_gdc_head_runs_repeated_inference_forwards(make_config):
         outputs.append(module.get_outputs()[0].asnumpy())
     assert all(o.shape == (2, 128) and np.isfinite(o).all() for o in outputs)
     assert not np.allclose(outputs[0], outputs[1])
+
+
+def test_gdc_head_on_a_width_it_cannot_group_is_a_clear_error(make_config):
+    # m05 at multiplier 0.25 ends with 256 channels: 512 groups cannot divide them (2019 failed in mxnet)
+    with pytest.raises(ValueError, match='divisible by 512'):
+        get_embedding_symbol(make_config('m05', net_multiplier=0.25))

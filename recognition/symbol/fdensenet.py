@@ -100,8 +100,6 @@ def get_symbol(config):
     body = net(symbol_utils.normalize_input(mx.sym.Variable('data')))
     # Like 2019, the 'GDC' head keeps its default of 512 groups whatever the channel count: a
     # DenseNet-121 GDC checkpoint has a grouped (512, 2, 7, 7) conv (as fmobilenet m1 does).
-    if config.net_output == 'GDC' and channels % 512:
-        raise ValueError("net_output 'GDC' needs a channel count divisible by 512; DenseNet-%d ends "
-                         "with %d channels. Use net_output 'E'" % (num_layers, channels))
+    symbol_utils.check_gdc_channels(channels, config.net_output, network='DenseNet-%d' % num_layers)
     return symbol_utils.get_fc1(body, config.emb_size, config.net_output,
                                 act_type=config.net_act, bn_mom=config.bn_mom)

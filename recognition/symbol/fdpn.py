@@ -110,13 +110,6 @@ def output_channels(num_layers):
     return STAGE_WIDTHS[-1] + (blocks[-1] + 2) * incs[-1]
 
 
-def check_gdc_channels(net_output, channels, net):
-    """The old 'GDC' head always had 512 groups: say so clearly instead of failing inside mxnet."""
-    if net_output == 'GDC' and channels % 512:
-        raise ValueError("net_output 'GDC' needs a channel count divisible by 512; %s ends with %d "
-                         "channels. Use net_output 'E'" % (net, channels))
-
-
 def get_symbol(config):
     """DPN-<config.num_layers> on get_head(data, config.net_input, 128), then the fc1 head.
 
@@ -131,7 +124,8 @@ def get_symbol(config):
         raise ValueError("net_input=%r is not valid for fdpn; expected an int >= 0 "
                          "(0: 7x7/2 conv + max-pool stem, otherwise 3x3 conv + residual unit)"
                          % (net_input,))
-    check_gdc_channels(config.net_output, output_channels(num_layers), 'DPN-%d' % num_layers)
+    symbol_utils.check_gdc_channels(output_channels(num_layers), config.net_output,
+                                    network='DPN-%d' % num_layers)
     k_r, groups, blocks, incs = DPN_SPECS[num_layers]
     print(config.net_se, net_input, config.net_output, config.net_unit)
     # The normalisation, the head's residual add (or max-pool) and the fc1 head's dropout are

@@ -40,5 +40,7 @@ def get_symbol(config):
         body = _conv_bn_act(body, channels, (1, 1), (1, 1), (0, 0), 'conv_%d' % index, act_type)
     # get_fc1 keeps its default input_channel=512: with 1024 channels (m1) the GDC conv is grouped
     # with 2 inputs per group, not depthwise, exactly as in the 2019 checkpoints.
+    symbol_utils.check_gdc_channels(channels, config.net_output, network='MobileNet (net_multiplier=%r)'
+                                    % config.net_multiplier)
     return symbol_utils.get_fc1(body, config.emb_size, config.net_output, act_type=act_type,
                                 bn_mom=config.bn_mom)

@@ -108,10 +108,7 @@ def get_symbol(config):
         raise ValueError("net_multiplier=%r is too small for MobileNetV2; expected a value >= 0.0625 "
                          "so that every layer keeps at least one channel" % (width_mult,))
     channels = last_channels(width_mult)
-    # The old 'GDC' head always had 512 groups: say so clearly instead of failing inside mxnet.
-    if config.net_output == 'GDC' and channels % 512:
-        raise ValueError("net_output 'GDC' needs a channel count divisible by 512; MobileNetV2 ends "
-                         "with %d channels. Use net_output 'E'" % channels)
+    symbol_utils.check_gdc_channels(channels, config.net_output, network='MobileNetV2')
     with mx.name.NameManager():
         net = MobilenetV2(width_mult)
         body = net(symbol_utils.normalize_input(mx.sym.Variable('data')))

@@ -273,10 +273,7 @@ def get_symbol(config):
     from mxnet's global name counter, so only the first build in a fresh process got them; we build
     inside a fresh `mx.name.NameManager()` so that every build gets those fresh-process names.
     """
-    # The old 'GDC' head always had 512 groups: say so clearly instead of failing inside mxnet.
-    if config.net_output == 'GDC':
-        raise ValueError("net_output 'GDC' needs a channel count divisible by 512; NASNet-A-Large "
-                         "ends with %d channels. Use net_output 'E'" % LAST_CHANNELS)
+    symbol_utils.check_gdc_channels(LAST_CHANNELS, config.net_output, network='NASNet-A-Large')
     with mx.name.NameManager():
         net = NASNetALarge()
         body = net(symbol_utils.normalize_input(mx.sym.Variable('data')))

@@ -34,6 +34,14 @@ def Linear(data, num_filter=1, kernel=(1, 1), stride=(1, 1), pad=(0, 0), num_gro
                             momentum=bn_mom)
 
 
+def check_gdc_channels(channels, fc_type, input_channel=512, network=''):
+    """The 'GDC' head groups its 7x7 conv into `input_channel` groups: the channels must divide."""
+    if fc_type == 'GDC' and channels % input_channel:
+        raise ValueError("net_output 'GDC' groups the last %d channels of %s into %d groups, so it "
+                         "needs a channel count divisible by %d. Use another net_output (e.g. 'E') "
+                         "or width" % (channels, network or 'the network', input_channel, input_channel))
+
+
 def _bn(data, name, fix_gamma, bn_mom):
     return mx.sym.BatchNorm(data=data, fix_gamma=fix_gamma, eps=2e-5, momentum=bn_mom, name=name)
 
