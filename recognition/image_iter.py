@@ -97,16 +97,26 @@ class FaceImageIter(mx.io.DataIter):
     by `num_threads` threads (OpenCV releases the GIL), and each image draws from its own
     random.Random seeded from the iterator's `seed`, so the output does not depend on the thread
     timing and a run can be repeated exactly.
+
+    New for multi-machine training: with `num_parts` > 1 every worker walks the same shuffled
+    sequence and the same random draws as one iterator of batch size num_parts x batch_size,
+    and returns part `part_index` of each such global batch. The parts are disjoint, every
+    worker serves the same number of batches, and worker k's batch is context k's slice of a
+    single process's global batch.
     """
 
     def __init__(self, batch_size, data_shape, path_imgrec=None, shuffle=False, aug_list=None, mean=None,
                  rand_mirror=False, cutoff=0, color_jittering=0, images_filter=0, data_name='data',
-                 label_name='softmax_label', num_threads=None, seed=None, **kwargs):
+                 label_name='softmax_label', num_threads=None, seed=None, num_parts=1, part_index=0,
+                 **kwargs):
         super().__init__(batch_size)
         if not path_imgrec:
             raise ValueError("FaceImageIter needs path_imgrec, the training .rec file")
         if len(data_shape) != 3 or data_shape[0] != 3:
             raise ValueError("data_shape must be (3, height, width), got %r" % (data_shape,))
+        if not 0 <= part_index < num_parts:
+            raise ValueError("part_index must be in 0..num_parts-1, got part %r of %r"
+                             % (part_index, num_parts))
         if aug_list is not None:
             raise ValueError("aug_list is not supported: the augmentations are the fixed 2019 set")
         logging.info('loading recordio %s...', path_imgrec)
@@ -123,9 +133,11 @@ class FaceImageIter(mx.io.DataIter):
             print('id2range', len(self.id2range))
         else:
             self.imgidx = list(self.reader.keys)
-        if len(self.imgidx) < batch_size:
+        self.num_parts, self.part_index = num_parts, part_index
+        self.global_batch = batch_size * num_parts  # what every part steps through together
+        if len(self.imgidx) < self.global_batch:
             raise ValueError("%s has %d usable images, fewer than one batch of %d"
-                             % (path_imgrec, len(self.imgidx), batch_size))
+                             % (path_imgrec, len(self.imgidx), self.global_batch))
         self.shuffle = shuffle
         self.seq = list(self.imgidx)
         if shuffle:
@@ -155,7 +167,7 @@ class FaceImageIter(mx.io.DataIter):
         return len(self.seq)
 
     def batches_per_epoch(self):
-        return len(self.seq) // self.batch_size
+        return len(self.seq) // self.global_batch
 
     def fast_forward(self, epochs, batches):
         """Draw the same random numbers as serving `epochs` full epochs, then `batches` more
@@ -163,8 +175,8 @@ class FaceImageIter(mx.io.DataIter):
         for epoch in range(epochs + 1):
             self.reset()
             for _ in range(self.batches_per_epoch() if epoch < epochs else batches):
-                self.cur += self.batch_size
-                for _ in range(self.batch_size):
+                self.cur += self.global_batch
+                for _ in range(self.global_batch):
                     self.rng.getrandbits(64)
         self.is_init = True
 
@@ -184,11 +196,13 @@ class FaceImageIter(mx.io.DataIter):
         if not self.is_init:
             self.reset()
             self.is_init = True
-        if self.cur + self.batch_size > len(self.seq):
+        if self.cur + self.global_batch > len(self.seq):
             raise StopIteration  # the last partial batch is dropped, as in 2019
-        keys = self.seq[self.cur:self.cur + self.batch_size]
-        self.cur += self.batch_size
+        keys = self.seq[self.cur:self.cur + self.global_batch]
+        self.cur += self.global_batch
         seeds = [self.rng.getrandbits(64) for _ in keys]
+        part = slice(self.part_index * self.batch_size, (self.part_index + 1) * self.batch_size)
+        keys, seeds = keys[part], seeds[part]
         data = np.empty((self.batch_size,) + self.data_shape, dtype=np.float32)
         label = np.empty((self.batch_size,), dtype=np.float32)
 

@@ -5,6 +5,7 @@
 
 Contexts come from CUDA_VISIBLE_DEVICES (one GPU per listed id; unset or empty: CPU), or from
 --ctx (e.g. cpu:2 for two CPU contexts). The batch is per_batch_size x contexts.
+Several machines: --kvstore dist_sync under recognition/launch.py (README).
 """
 import argparse
 import json
@@ -24,11 +25,8 @@ from recognition.eval import verification
 from recognition.image_iter import FaceImageIter
 from recognition.triplet_image_iter import TripletFaceImageIter
 from recognition.metric import AccMetric, LossValueMetric
+from recognition.training_curve import TrainingHistory
 from recognition.symbol import get_embedding_symbol
-
-logger = logging.getLogger()
-logger.setLevel(logging.INFO)
-
 
 def build_parser(module):
     """The full command line; defaults come from the config module's `default` (after presets)."""
@@ -69,8 +67,11 @@ def build_parser(module):
     return parser
 
 
-def parse_args(argv=None, script_dir=None):
-    """Two phases like 2019: --network/--dataset/--loss pick presets, whose keys set the defaults."""
+def parse_args(argv=None, script_dir=None, add_arguments=None):
+    """Two phases like 2019: --network/--dataset/--loss pick presets, whose keys set the defaults.
+
+    add_arguments(parser), if given, adds a caller's extra flags (train_parall's --worker-id).
+    """
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument('--config', default=None)
     known, _ = pre.parse_known_args(argv)
@@ -87,6 +88,8 @@ def parse_args(argv=None, script_dir=None):
     except ValueError as err:
         parser.error(str(err))
     parser = build_parser(module)  # rebuilt so the defaults reflect the presets
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     if ',' in args.pretrained:  # the README's 'prefix,epoch' form
         args.pretrained, args.pretrained_epoch = checkpoint.parse_model_arg(args.pretrained)
@@ -131,6 +134,46 @@ def make_initializer(net_name):
     if net_name in ('fresnet', 'fmobilefacenet'):
         return mx.init.Xavier(rnd_type='gaussian', factor_type='out', magnitude=2)
     return mx.init.Xavier(rnd_type='uniform', factor_type='in', magnitude=2)
+
+
+def is_distributed(kvstore):
+    return 'dist' in kvstore
+
+
+def shared_seed(kv, seed):
+    """Rank 0's seed on every worker: the data partition needs one common shuffle."""
+    kv.init('seed', mx.nd.array([seed]))  # the server keeps rank 0's value
+    out = mx.nd.zeros((1,))
+    kv.pull('seed', out=out)
+    return int(out.asscalar())
+
+
+def init_optimizer(model, kv, opt, kvstore_type):
+    """Module.init_optimizer; with a synchronous dist kvstore the servers only sum gradients.
+
+    mxnet's default for dist kvstores runs the optimizer on the servers, where the callback's
+    lr steps never arrive and whose state cannot be saved for --resume. Instead every worker
+    pulls the summed gradient and updates locally (MXNET_UPDATE_ON_KVSTORE=0), exactly like a
+    single process; the workers then start from rank 0's weights, as the default would.
+    dist_async needs the server-side optimizer and keeps it.
+    """
+    if not is_distributed(kvstore_type) or 'async' in kvstore_type:
+        model.init_optimizer(kvstore=kv, optimizer=opt)
+        return
+    saved = os.environ.get('MXNET_UPDATE_ON_KVSTORE')
+    os.environ['MXNET_UPDATE_ON_KVSTORE'] = '0'
+    try:
+        model.init_optimizer(kvstore=kv, optimizer=opt)
+    finally:
+        if saved is None:
+            del os.environ['MXNET_UPDATE_ON_KVSTORE']
+        else:
+            os.environ['MXNET_UPDATE_ON_KVSTORE'] = saved
+    arg, aux = model.get_params()
+    arg = {name: value.copy() for name, value in arg.items()}
+    for name in sorted(arg):
+        kv.pull(name, out=arg[name])  # kv.init stored rank 0's values
+    model.set_params(arg, aux)
 
 
 def resume_path(prefix):
@@ -187,12 +230,15 @@ class BatchEndCallback:
         self.save_step = 0
         self.highest_acc = [0.0, 0.0]  # [best sum (updated on ties only, as 2019), best last target]
         self.last_saved = None
+        self.history = TrainingHistory(os.path.dirname(prefix))
+        self.server_kv = None  # dist_async: the kvstore whose servers run the optimizer
 
     def state(self, param):
         """Counters for --resume, taken after batch param.nbatch of epoch param.epoch."""
         return {'global_step': self.global_step, 'save_step': self.save_step,
                 'highest_acc': self.highest_acc, 'lr': self.opt.lr, 'last_saved': self.last_saved,
-                'epoch': param.epoch, 'batches_done': param.nbatch + 1, 'seed': self.args.seed}
+                'epoch': param.epoch, 'batches_done': param.nbatch + 1, 'seed': self.args.seed,
+                'history': self.history.state()}
 
     def restore(self, state):
         self.global_step = state['global_step']
@@ -200,6 +246,7 @@ class BatchEndCallback:
         self.highest_acc = state['highest_acc']
         self.last_saved = state['last_saved']
         self.opt.lr = state['lr']
+        self.history.restore(state.get('history', {}))
 
     def ver_test(self, nbatch):
         results = []
@@ -207,6 +254,7 @@ class BatchEndCallback:
             _, _, acc2, std2, xnorm, _ = verification.test(data_set, self.model, self.args.batch_size, 10)
             print('[%s][%d]XNorm: %f' % (name, nbatch, xnorm))
             print('[%s][%d]Accuracy-Flip: %1.5f+-%1.5f' % (name, nbatch, acc2, std2))
+            self.history.add_verification(nbatch, name, acc2)
             results.append(acc2)
         return results
 
@@ -238,12 +286,18 @@ class BatchEndCallback:
             if mbatch == step:
                 self.opt.lr *= 0.1
                 print('lr change to', self.opt.lr)
+                if self.server_kv is not None and self.server_kv.rank == 0:
+                    # the only way to reach the servers' optimizer; it restarts their momentum
+                    self.server_kv.set_optimizer(self.opt)
                 break
         self.check_finite(mbatch)
         # Let BatchNorm finish its in-place moving-statistics update before anything reads
         # parameters: Module.fit's own epoch-end get_params/set_params would otherwise write
         # stale statistics back (decisions.md, T4).
         mx.nd.waitall()
+        if param.eval_metric is not None and param.nbatch and param.nbatch % self.args.frequent == 0:
+            # the averages the Speedometer is about to print (and reset), at the batches it prints
+            self.history.add_metrics(mbatch, param.eval_metric.get_name_value())
         self.speedometer(param)
         if mbatch % 1000 == 0:
             print('lr-batch-epoch:', self.opt.lr, param.nbatch, param.epoch)
@@ -271,7 +325,9 @@ class BatchEndCallback:
             if do_save:
                 self.save(msave)
             print('[%d]Accuracy-Highest: %1.5f' % (mbatch, self.highest_acc[-1]))
-            save_resume_state(resume_path(self.prefix), self.model, self.state(param))
+            logging.info('training curve: %s', self.history.save())
+            if self.server_kv is None:  # dist_async: the optimizer state lives on the servers
+                save_resume_state(resume_path(self.prefix), self.model, self.state(param))
         # Dropout draws from mxnet's RNG, whose state cannot be saved: reseeding it from the
         # batch counter lets a resumed run draw the same masks.
         mx.random.seed(self.args.seed + mbatch)
@@ -281,7 +337,21 @@ class BatchEndCallback:
 
 def train_net(args, config):
     ctx = get_contexts(args.ctx)
-    prefix = os.path.join(args.models_root, '%s-%s-%s' % (args.network, args.loss, args.dataset), 'model')
+    kv, rank, num_workers = args.kvstore, 0, 1
+    if is_distributed(args.kvstore):
+        if args.resume and 'async' in args.kvstore:
+            raise ValueError("--resume does not work with --kvstore dist_async: its optimizer "
+                             "state lives on the servers; use dist_sync")
+        if config.loss_name in losses.TRIPLET_LOSSES:
+            raise NotImplementedError("--kvstore %s with a triplet loss: the triplet iterator does "
+                                      "not split the data between workers yet" % args.kvstore)
+        kv = mx.kv.create(args.kvstore)  # waits until the scheduler sees every node
+        rank, num_workers = kv.rank, kv.num_workers
+        print('worker', rank, 'of', num_workers)
+    run_dir = os.path.join(args.models_root, '%s-%s-%s' % (args.network, args.loss, args.dataset))
+    if rank > 0:  # the workers may share a file system: only rank 0 writes the usual place
+        run_dir = os.path.join(run_dir, 'worker%d' % rank)
+    prefix = os.path.join(run_dir, 'model')
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
     print('prefix', prefix)
     args.ctx_num = len(ctx)
@@ -304,7 +374,10 @@ def train_net(args, config):
         args.seed = resume['seed']
         print('resuming from', resume_path(prefix), 'at batch', resume['global_step'])
     elif args.seed is None:
-        args.seed = random.SystemRandom().randrange(2 ** 31)
+        if is_distributed(args.kvstore):  # small enough to pass exactly through a float32 key
+            args.seed = shared_seed(kv, random.SystemRandom().randrange(2 ** 24))
+        else:
+            args.seed = random.SystemRandom().randrange(2 ** 31)
     print('seed', args.seed)
     mx.random.seed(args.seed if resume is None else args.seed + resume['global_step'])
     np.random.seed(args.seed)
@@ -331,15 +404,19 @@ def train_net(args, config):
         train_dataiter = FaceImageIter(
             batch_size=args.batch_size, data_shape=data_shape, path_imgrec=path_imgrec, shuffle=True,
             rand_mirror=config.data_rand_mirror, mean=None, cutoff=config.data_cutoff,
-            color_jittering=config.data_color, images_filter=config.data_images_filter, seed=args.seed)
+            color_jittering=config.data_color, images_filter=config.data_images_filter, seed=args.seed,
+            num_parts=num_workers, part_index=rank)
         metrics = [AccMetric()]
         if config.ce_loss:
             metrics.append(LossValueMetric())
     eval_metrics = [mx.metric.create(m) for m in metrics]
 
     initializer = make_initializer(config.net_name)
+    # The loss averages over each context's batch. With W workers the kvstore sums W x ctx_num
+    # such gradients: dividing by W too makes the update that of one process with the same
+    # global batch (2019 divided by ctx_num only, i.e. a W times larger step).
     opt = mx.optimizer.SGD(learning_rate=args.lr, momentum=args.mom, wd=args.wd,
-                           rescale_grad=1.0 / args.ctx_num)
+                           rescale_grad=1.0 / (args.ctx_num * num_workers))
     ver_sets = []
     for name in config.val_targets:
         path = os.path.join(config.dataset_path, name + '.bin')
@@ -355,7 +432,10 @@ def train_net(args, config):
                for_training=True)
     model.init_params(initializer=initializer, arg_params=arg_params, aux_params=aux_params,
                       allow_missing=True)
-    model.init_optimizer(kvstore=args.kvstore, optimizer=opt)
+    init_optimizer(model, kv, opt, args.kvstore)
+    if is_distributed(args.kvstore) and 'async' in args.kvstore:
+        callback.server_kv = kv
+        print('dist_async: no resume state is written; lr steps restart the servers\' momentum')
     begin_epoch = 0
     if resume is not None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -378,12 +458,13 @@ def train_net(args, config):
 
     train_dataiter = mx.io.PrefetchingIter(train_dataiter)
     model.fit(train_dataiter, begin_epoch=begin_epoch, num_epoch=999999, eval_data=None, eval_metric=eval_metrics,
-              kvstore=args.kvstore, optimizer=opt, initializer=initializer, arg_params=arg_params,
+              kvstore=kv, optimizer=opt, initializer=initializer, arg_params=arg_params,
               aux_params=aux_params, allow_missing=True, batch_end_callback=callback,
               epoch_end_callback=None)
 
 
 def main(argv=None):
+    logging.getLogger().setLevel(logging.INFO)
     args, config = parse_args(argv, script_dir=os.path.dirname(os.path.abspath(__file__)))
     train_net(args, config)
 

@@ -1,4 +1,5 @@
 """train.py end to end on a tiny network and a tiny .rec: CLI, contexts, logs, checkpoints, max_steps."""
+import json
 import logging
 import os
 
@@ -110,6 +111,14 @@ def test_training_run_saves_embedding_checkpoints_and_stops_after_max_steps(tmp_
     module.set_params(arg_params, aux_params, allow_missing=False)
     module.forward(mx.io.DataBatch([mx.nd.ones((2, 3, 32, 32))]), is_train=False)
     assert module.get_outputs()[0].shape == (2, 16)
+    # the training curve is drawn at every verification step, its numbers kept as JSON
+    run_dir = os.path.dirname(prefix)
+    history = json.load(open(os.path.join(run_dir, 'training_history.json')))
+    # recorded where the Speedometer prints (epoch batch index 2 = global batch 3, frequent=2)
+    assert [b for b, _ in history['metrics']['lossvalue']] == [3]
+    assert all(np.isfinite(v) for _, v in history['metrics']['lossvalue'])
+    with open(os.path.join(run_dir, 'training_curve.png'), 'rb') as fin:
+        assert fin.read(8) == b'\x89PNG\r\n\x1a\n'
     # no temporary files are left beside the checkpoints
     assert not [n for n in os.listdir(os.path.dirname(prefix)) if n.endswith('.tmp')]
 
