@@ -109,3 +109,30 @@ def checkpoint_epochs(prefix):
             if number.isdigit():
                 epochs.append(int(number))
     return sorted(epochs, reverse=True)
+
+
+def load_inference_module(prefix, epoch, ctx, data_shape, layer='fc1', fast_cpu=True):
+    """A Module running `<layer>_output` of a checkpoint, bound for inference at `data_shape`.
+
+    The loaded graph gets an explicit Flatten before each FullyConnected (mxnet 1.9.1's oneDNN
+    inference graph needs it for 2019 GDC heads) and, on a CPU context with fast_cpu, the fast
+    PReLU formulation; outputs are identical either way. Extra params (fc7 of a training
+    checkpoint) are ignored.
+    """
+    from common import symbol_rewrite  # imported here: only inference needs the rewrites
+
+    symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
+    output = layer + '_output'
+    internals = symbol.get_internals()
+    if output not in internals.list_outputs():
+        raise ValueError("%s has no %r layer: expected a network whose embedding layer is named %r"
+                         % (symbol_path(prefix), output, layer))
+    symbol = internals[output]
+    contexts = ctx if isinstance(ctx, (list, tuple)) else [ctx]
+    if fast_cpu and all(c.device_type == 'cpu' for c in contexts):
+        symbol = symbol_rewrite.fast_prelu_symbol(symbol, data_shape=(1,) + tuple(data_shape[1:]))
+    symbol = symbol_rewrite.flatten_fc_inputs(symbol)
+    model = mx.mod.Module(symbol=symbol, context=ctx, label_names=None)
+    model.bind(data_shapes=[('data', tuple(data_shape))], for_training=False)
+    model.set_params(arg_params, aux_params, allow_extra=True)
+    return model

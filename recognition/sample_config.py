@@ -31,6 +31,8 @@ config.data_cutoff = False
 config.data_color = 0
 config.data_images_filter = 0
 config.count_flops = True
+# Run PReLU as oneDNN-native ops on CPU (common/symbol_rewrite.py): same params, same outputs.
+config.fast_prelu = True
 
 
 # ---- network presets (--network) ----

@@ -115,10 +115,14 @@ def get_contexts(ctx_arg=None, environ=None):
     return ctx
 
 
-def get_symbol(config, per_batch_size):
-    """Backbone + loss head, built under one fresh name counter for the 2019 node names."""
+def get_symbol(config, per_batch_size, fast_prelu=False):
+    """Backbone + loss head, built under one fresh name counter for the 2019 node names.
+
+    fast_prelu runs PReLU as oneDNN-native ops (same parameters and outputs, much faster on CPU,
+    and free of mxnet 1.9.1's wrong LeakyReLU gamma gradients; decisions.md, S1).
+    """
     with mx.name.NameManager():
-        embedding = get_embedding_symbol(config)
+        embedding = get_embedding_symbol(config, fast_prelu=fast_prelu)
         return losses.get_training_symbol(config, embedding, per_batch_size)
 
 
@@ -221,9 +225,11 @@ def load_resume_state(path):
 class BatchEndCallback:
     """lr steps, Speedometer, verification every `verbose` batches, best-model saving, max_steps."""
 
-    def __init__(self, args, config, model, optimizer, prefix, sym, ver_sets):
+    def __init__(self, args, config, model, optimizer, prefix, sym, ver_sets, embedding=None):
         self.args, self.config, self.model, self.opt = args, config, model, optimizer
         self.prefix, self.sym, self.ver_sets = prefix, sym, ver_sets
+        # the graph saved with ckpt_embedding (default: fc1 of the training graph)
+        self.embedding = embedding if embedding is not None else embedding_symbol(sym)
         self.lr_steps = [int(x) for x in args.lr_steps.split(',')] if args.lr_steps else []
         self.speedometer = mx.callback.Speedometer(args.batch_size, args.frequent)
         self.global_step = 0
@@ -272,7 +278,7 @@ class BatchEndCallback:
     def save(self, msave):
         arg, aux = get_params_synced(self.model)
         if self.config.ckpt_embedding:
-            sym = embedding_symbol(self.sym)
+            sym = self.embedding
             arg = {k: v for k, v in arg.items() if not k.startswith('fc7')}
         else:
             sym = self.sym
@@ -385,9 +391,12 @@ def train_net(args, config):
     if args.pretrained and resume is None:
         print('loading', args.pretrained, args.pretrained_epoch)
         _, arg_params, aux_params = checkpoint.load_checkpoint(args.pretrained, args.pretrained_epoch)
-    sym = get_symbol(config, args.per_batch_size)
+    fast_prelu = config.get('fast_prelu', True) and all(c.device_type == 'cpu' for c in ctx)
+    sym = get_symbol(config, args.per_batch_size, fast_prelu=fast_prelu)
+    with mx.name.NameManager():  # checkpoints and FLOPs use the 2019 graph
+        embedding = get_embedding_symbol(config)
     if config.count_flops:
-        flops = count_flops(embedding_symbol(sym), data=(1,) + data_shape)
+        flops = count_flops(embedding, data=(1,) + data_shape)
         print('Network FLOPs: %d' % flops)
 
     model = mx.mod.Module(context=ctx, symbol=sym)
@@ -423,7 +432,7 @@ def train_net(args, config):
         if os.path.exists(path):
             ver_sets.append((name, verification.load_bin(path, image_size)))
             print('ver', name)
-    callback = BatchEndCallback(args, config, model, opt, prefix, sym, ver_sets)
+    callback = BatchEndCallback(args, config, model, opt, prefix, sym, ver_sets, embedding=embedding)
     print('lr_steps', callback.lr_steps)
 
     # Bind and initialise before the prefetching thread starts, so that anything the iterator

@@ -66,3 +66,31 @@ def test_parse_model_arg():
         checkpoint.parse_model_arg('./m')
     with pytest.raises(ValueError, match='integer'):
         checkpoint.parse_model_arg('./m,x')
+
+
+def test_inference_module_runs_a_2019_gdc_head_repeatedly(tmp_path):
+    # 2019 GDC heads fed the depthwise conv's 1x1 map straight into pre_fc1; bound for inference,
+    # mxnet 1.9.1's oneDNN graph failed from the second forward on unless a Flatten is inserted.
+    data = mx.sym.Variable('data')
+    body = mx.sym.Convolution(data, num_filter=8, kernel=(3, 3), pad=(1, 1), no_bias=True, name='conv_1')
+    body = mx.sym.BatchNorm(body, fix_gamma=False, name='bn')
+    body = mx.sym.LeakyReLU(body, act_type='prelu', name='relu')
+    body = mx.sym.Convolution(body, num_filter=8, num_group=8, kernel=(7, 7), no_bias=True,
+                              name='conv_6dw7_7_conv2d')
+    body = mx.sym.BatchNorm(body, fix_gamma=False, name='conv_6dw7_7_batchnorm')
+    body = mx.sym.FullyConnected(body, num_hidden=4, name='pre_fc1')
+    fc1 = mx.sym.BatchNorm(body, fix_gamma=True, eps=2e-5, name='fc1')
+    module = mx.mod.Module(fc1, label_names=None)
+    module.bind(data_shapes=[('data', (2, 3, 7, 7))])
+    module.init_params(mx.init.Xavier())
+    args, aux = module.get_params()
+    prefix = str(tmp_path / 'model')
+    checkpoint.save_checkpoint(prefix, 0, fc1, args, aux)
+    rng = np.random.RandomState(0)
+    batch = mx.nd.array(rng.rand(2, 3, 7, 7) * 255)
+    reference = fc1.bind(mx.cpu(), args=dict(args, data=batch), aux_states=aux).forward()[0].asnumpy()
+    for fast in (True, False):
+        net = checkpoint.load_inference_module(prefix, 0, mx.cpu(), (2, 3, 7, 7), fast_cpu=fast)
+        for _ in range(3):
+            net.forward(mx.io.DataBatch([batch]), is_train=False)
+            np.testing.assert_allclose(net.get_outputs()[0].asnumpy(), reference, rtol=1e-4, atol=1e-4)

@@ -1,4 +1,5 @@
 """Tests for deploy.face_model: detection + alignment, embeddings, gender-age, loading errors."""
+import json
 import logging
 import os
 import subprocess
@@ -210,3 +211,13 @@ def test_face_embedding_flip_sums_both_embeddings(shared_dir, recognition_prefix
     both = one + mirrored
     np.testing.assert_allclose(flipped.get_feature(img), both / np.linalg.norm(both), atol=1e-5)
     assert not np.allclose(one / np.linalg.norm(one), both / np.linalg.norm(both), atol=1e-3)
+
+
+def test_fast_prelu_graph_on_cpu_gives_the_same_embedding(shared_dir, recognition_prefix):
+    fast = face_model.FaceModel(make_args(model=recognition_prefix + ',3'))
+    plain = face_model.FaceModel(make_args(model=recognition_prefix + ',3', fast_prelu=False))
+    ops = lambda model: {n['op'] for n in json.loads(model.model.symbol.tojson())['nodes']}  # noqa: E731
+    assert 'LeakyReLU' not in ops(fast) and 'LeakyReLU' in ops(plain)
+    aligned = fast.get_input(orl_bgr(shared_dir, 3, 1))
+    for _ in range(2):  # inference-bound graphs must survive repeated forwards
+        np.testing.assert_allclose(fast.get_feature(aligned), plain.get_feature(aligned), atol=1e-5)

@@ -214,3 +214,15 @@ def test_every_softmax_type_loss_trains(tmp_path, capsys, loss):
     prefix = str(tmp_path / 'models' / ('tiny-%s-tiny' % loss) / 'model')
     _, args, _ = checkpoint.load_checkpoint(prefix, 1)
     assert all(np.isfinite(v.asnumpy()).all() for v in args.values())
+
+
+def test_prelu_network_trains_fast_and_saves_the_2019_graph(tmp_path):
+    path = write_config(tmp_path, max_steps=1, extra="network.tiny.net_act = 'prelu'\n")
+    assert run_train(path, tmp_path) == 0
+    prefix = str(tmp_path / 'models' / 'tiny-arcface-tiny' / 'model')
+    sym, args, _ = checkpoint.load_checkpoint(prefix, 1)
+    ops = {node['op'] for node in json.loads(sym.tojson())['nodes']}
+    # trained with the oneDNN formulation, saved as plain LeakyReLU with the same gammas
+    assert 'LeakyReLU' in ops
+    assert args['relu0_gamma'].shape == (64,)
+    assert not np.allclose(args['relu0_gamma'].asnumpy(), 0.25)  # the slopes were trained

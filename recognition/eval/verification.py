@@ -12,7 +12,7 @@ import numpy as np
 import sklearn.preprocessing
 from mxnet import ndarray as nd
 
-from common.checkpoint import checkpoint_epochs, load_checkpoint
+from common.checkpoint import checkpoint_epochs, load_inference_module
 from common.record_io import read_property
 from common.verification_pack import PICKLE_PROTOCOL, load_pairs_bin
 
@@ -408,18 +408,10 @@ def pick_context(gpu):
     return mx.gpu(gpu)
 
 
-def load_embedding_model(prefix, epoch, ctx, batch_size, image_size):
+def load_embedding_model(prefix, epoch, ctx, batch_size, image_size, fast_cpu=True):
     """A Module of the checkpoint's fc1_output (the embedding), bound to (batch_size, 3, H, W)."""
-    sym, arg_params, aux_params = load_checkpoint(prefix, epoch)
-    internals = sym.get_internals()
-    if 'fc1_output' not in internals.list_outputs():
-        raise ValueError("%s-symbol.json has no 'fc1_output' layer; expected an InsightFace "
-                         "recognition symbol whose embedding layer is named fc1" % prefix)
-    model = mx.mod.Module(symbol=internals['fc1_output'], context=ctx, label_names=None)
-    model.bind(data_shapes=[('data', (batch_size, 3, image_size[0], image_size[1]))],
-               for_training=False)
-    model.set_params(arg_params, aux_params)
-    return model
+    return load_inference_module(prefix, epoch, ctx, (batch_size, 3) + tuple(image_size),
+                                 fast_cpu=fast_cpu)
 
 
 def plot_roc(curves, path):
@@ -468,6 +460,9 @@ def parse_args(argv=None):
                         help='0: accuracy; 1: bad-case images of the first set and model into '
                              './badcases; 2: dump its embeddings to ./temp.bin')
     parser.add_argument('--nfolds', default=10, type=int, help='folds of the accuracy (mode 0)')
+    parser.add_argument('--no-fast-prelu', action='store_true',
+                        help='on the CPU, keep the saved PReLU ops instead of the faster, '
+                             'output-identical oneDNN formulation')
     parser.add_argument('--roc', default='',
                         help='mode 0: also write a PNG of the ROC curves to this path')
     return parser, parser.parse_args(argv)
@@ -486,7 +481,8 @@ def main(argv=None):
     nets = []
     for epoch in epochs:
         print('loading', prefix, epoch)
-        nets.append(load_embedding_model(prefix, epoch, ctx, args.batch_size, image_size))
+        nets.append(load_embedding_model(prefix, epoch, ctx, args.batch_size, image_size,
+                                         fast_cpu=not args.no_fast_prelu))
     print('model loading time', time.perf_counter() - tic)
 
     ver_list, ver_name_list = [], []

@@ -1,0 +1,156 @@
+"""Graph rewrites that make a saved or freshly built Symbol run faster on CPU, with identical outputs."""
+import json
+
+import mxnet as mx
+
+# Names of a replacement sub-graph's inputs; spliced onto the replaced node's own inputs.
+_PLACEHOLDER = '__rewrite_input%d__'
+
+
+def _as_dw_weight(vector, name):
+    """(C,) -> (C, 1, 1, 1), a depthwise 1x1 kernel; expand_dims also infers (C,) back from the conv."""
+    weight = mx.sym.expand_dims(vector, axis=1, name=name + '_e1')
+    weight = mx.sym.expand_dims(weight, axis=2, name=name + '_e2')
+    return mx.sym.expand_dims(weight, axis=3, name=name + '_e3')
+
+
+def fast_prelu(data, gamma, num_channels, name):
+    """PReLU of 4-D `data` with per-channel `gamma`, from operators oneDNN runs natively.
+
+    prelu(x) = relu(x) + (-gamma) * relu((-1) * x), both products being depthwise 1x1
+    convolutions: oneDNN fuses the first with its relu and the second with the sum. Every step is
+    exact, so outputs and gradients equal LeakyReLU(act_type='prelu') (the gamma gradient up to
+    summation order), except the data gradient at exactly x = 0: 0 here, gamma there (both
+    valid; relu's slope at 0 is 0). The output keeps the name `name`.
+    """
+    depthwise = dict(num_filter=num_channels, num_group=num_channels, kernel=(1, 1), no_bias=True)
+    minus_one = mx.sym.negative(mx.sym.ones_like(gamma, name=name + '_ones'), name=name + '_minus_one')
+    negated = mx.sym.Convolution(data, weight=_as_dw_weight(minus_one, name + '_minus_one'),
+                                 name=name + '_negate', **depthwise)
+    negative_part = mx.sym.Activation(negated, act_type='relu', name=name + '_negative_part')
+    minus_gamma = mx.sym.negative(gamma, name=name + '_minus_gamma')
+    scaled = mx.sym.Convolution(negative_part, weight=_as_dw_weight(minus_gamma, name + '_minus_gamma'),
+                                name=name + '_scale', **depthwise)
+    # relu(x) feeds only the sum: oneDNN's fused conv+sum accumulates into that operand's buffer,
+    # and mxnet 1.9.1's inference graph computes wrong values when the operand has other
+    # consumers (as x - relu(x) = x + (-1) * relu(x) did).
+    positive_part = mx.sym.Activation(data, act_type='relu', name=name + '_positive_part')
+    return mx.sym.elemwise_add(scaled, positive_part, name=name)
+
+
+def _is_prelu(node):
+    return node['op'] == 'LeakyReLU' and node.get('attrs', {}).get('act_type') == 'prelu'
+
+
+def _placeholders(count):
+    return [mx.sym.Variable(_PLACEHOLDER % i) for i in range(count)]
+
+
+def _replace_nodes(sym, replace):
+    """A copy of `sym` where replace(node, nodes, inputs) may swap an operator node for a sub-graph.
+
+    `replace` gets the JSON node, all JSON nodes (to look its inputs up) and one placeholder
+    Variable per node input; it returns None (keep the node) or a Symbol built on those
+    placeholders whose first output takes the node's place.
+    """
+    graph = json.loads(sym.tojson())
+    new_nodes = []
+    moved = {}  # old node index -> (new node index, output index or None to keep the old one)
+
+    def entry(old):
+        new_index, output = moved[old[0]]
+        return [new_index, old[1] if output is None else output, 0]
+
+    for index, node in enumerate(graph['nodes']):
+        replacement = None
+        if node['op'] != 'null':
+            replacement = replace(node, graph['nodes'], _placeholders(len(node['inputs'])))
+        if replacement is None:
+            copied = dict(node)
+            copied['inputs'] = [entry(i) for i in node['inputs']]
+            new_nodes.append(copied)
+            moved[index] = (len(new_nodes) - 1, None)
+            continue
+        # Splice the sub-graph in: its placeholders become the node's own input entries.
+        sub = json.loads(replacement.tojson())
+        inputs = {_PLACEHOLDER % i: entry(old) for i, old in enumerate(node['inputs'])}
+        sub_entries = {}  # sub-graph node index -> entry of its output 0 in the new graph
+
+        def sub_entry(sub_input):
+            first = sub_entries[sub_input[0]]
+            return [first[0], first[1] + sub_input[1], 0]
+
+        for sub_index, sub_node in enumerate(sub['nodes']):
+            if sub_node['op'] == 'null':
+                sub_entries[sub_index] = inputs[sub_node['name']]
+                continue
+            copied = dict(sub_node)
+            copied['inputs'] = [sub_entry(i) for i in sub_node['inputs']]
+            new_nodes.append(copied)
+            sub_entries[sub_index] = [len(new_nodes) - 1, 0, 0]
+        head = sub_entry(sub['heads'][0])
+        moved[index] = (head[0], head[1])
+
+    graph['nodes'] = new_nodes
+    graph['arg_nodes'] = [i for i, node in enumerate(new_nodes) if node['op'] == 'null']
+    graph['heads'] = [entry(h) for h in graph['heads']]
+    # Derived data (output offsets per node) that mxnet recomputes on load.
+    graph.pop('node_row_ptr', None)
+    return mx.sym.load_json(json.dumps(graph))
+
+
+def fast_prelu_symbol(sym, data_shape=(1, 3, 112, 112)):
+    """`sym` with every per-channel LeakyReLU(prelu) on a 4-D input replaced by fast_prelu.
+
+    The arguments (names, order, attributes such as the gammas' Constant(0.25) init) and the
+    outputs' names stay the same, so the same params load and `<name>_output` internals still
+    exist. A PReLU with one shared slope (Gluon nn.PReLU) or on a 2-D input is left as it is.
+    `data_shape` is only used to learn channel counts; any size the network accepts will do.
+    """
+    if not any(_is_prelu(node) for node in json.loads(sym.tojson())['nodes']):
+        return sym
+    internals = sym.get_internals()
+    try:
+        arg_shapes, out_shapes, _ = internals.infer_shape_partial(data=tuple(data_shape))
+    except mx.base.MXNetError as err:
+        raise ValueError("cannot infer the PReLU channel counts with data shape %s: %s; pass the "
+                         "network's input shape as data_shape=(1, 3, height, width)"
+                         % (tuple(data_shape), str(err).splitlines()[0])) from None
+    outputs = dict(zip(internals.list_outputs(), out_shapes or []))
+    args = dict(zip(internals.list_arguments(), arg_shapes or []))
+
+    def replace(node, nodes, inputs):
+        if not _is_prelu(node):
+            return None
+        shape = tuple(outputs.get(node['name'] + '_output') or ())
+        gamma_shape = tuple(args.get(nodes[node['inputs'][1][0]]['name']) or ())
+        if len(shape) != 4 or shape[1] <= 0 or gamma_shape != (shape[1],):
+            return None
+        return fast_prelu(inputs[0], inputs[1], shape[1], node['name'])
+
+    return _replace_nodes(sym, replace)
+
+
+def flatten_fc_inputs(sym):
+    """`sym` with an explicit Flatten before every flattening FullyConnected: identical outputs.
+
+    Works around mxnet 1.9.1's oneDNN inference graph (bound with for_training=False), where a
+    FullyConnected fed straight by a 4-D convolution output (the GDC head: 7x7 depthwise conv,
+    BatchNorm, pre_fc1) fails from the second forward on with "We can't generate TBlob for
+    MKLDNN data". Binding for inference is what turns on oneDNN's conv+BN+act fusion.
+    """
+    def replace(node, nodes, inputs):
+        attrs = node.get('attrs', {})
+        if node['op'] != 'FullyConnected' or attrs.get('flatten', 'True').lower() not in ('true', '1'):
+            return None
+        if nodes[node['inputs'][0][0]]['op'] == 'Flatten':
+            return None
+        flat = mx.sym.Flatten(inputs[0], name=node['name'] + '_flatten')
+        return mx.sym.FullyConnected(flat, *inputs[1:], name=node['name'], **attrs)
+
+    return _replace_nodes(sym, replace)
+
+
+def cpu_inference_symbol(sym, data_shape=(1, 3, 112, 112)):
+    """fast_prelu_symbol and flatten_fc_inputs: bind the result with for_training=False."""
+    return flatten_fc_inputs(fast_prelu_symbol(sym, data_shape))
