@@ -18,8 +18,11 @@ $(VENV)/.installed: setup.py
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q tests
 
-# The main job. Until the quick-start lands it builds a network and prints its summary.
-demo: summary
+# The main job: synthetic faces (or DATA=<folder of identities>) -> .rec/.bin -> ArcFace on CPU
+# -> verification -> face_model embeddings, all under demo_run/.
+DATA ?=
+demo: $(VENV)/.installed
+	$(VENV)/bin/python -m recognition.demo $(if $(DATA),--data $(DATA))
 
 summary: $(VENV)/.installed
 	$(VENV)/bin/python -m recognition.network_summary --network $(NETWORK)
