@@ -151,6 +151,8 @@ def main(argv=None):
     parser.add_argument('--identities', type=int, default=200, help='synthetic training identities')
     parser.add_argument('--images-per-identity', type=int, default=12)
     parser.add_argument('--pairs', type=int, default=600, help='verification pairs of held-out identities')
+    parser.add_argument('--held-out', type=float, default=0.2,
+                        help='with --data: fraction of the identities kept out of training for the pairs')
     parser.add_argument('--steps', type=int, default=500, help='training batches')
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--lr', type=float, default=0.1)
@@ -168,7 +170,8 @@ def main(argv=None):
     if args.data:
         steps('Listing the photos in %s (held-out identities make the verification pairs)' % args.data)
         os.makedirs(data_dir)
-        num_classes, pairs = split_photo_folder(os.path.abspath(args.data), data_dir, 0.2, args.pairs, args.seed)
+        num_classes, pairs = split_photo_folder(os.path.abspath(args.data), data_dir, args.held_out, args.pairs,
+                                                  args.seed)
     else:
         steps('Rendering %d synthetic identities x %d faces (+20 held out for verification)'
               % (args.identities, args.images_per_identity))
@@ -255,6 +258,9 @@ def main(argv=None):
     print('  ROC curve:      %s' % roc_path)
     print('  logs:           %s, %s' % (train_log, os.path.join(work, 'verification.log')))
     print('  total time:     %.0f s' % (time.time() - steps.start))
+    return {'before': before.get('accuracy', (None,))[0], 'after': after.get('accuracy', (None,))[0],
+            'threshold': threshold, 'similarities': similarities,
+            'checkpoint': checkpoint.params_path(prefix, last_epoch)}
 
 
 def save_untrained_model(config_path, prefix, seed):

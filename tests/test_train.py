@@ -226,3 +226,12 @@ def test_prelu_network_trains_fast_and_saves_the_2019_graph(tmp_path):
     assert 'LeakyReLU' in ops
     assert args['relu0_gamma'].shape == (64,)
     assert not np.allclose(args['relu0_gamma'].asnumpy(), 0.25)  # the slopes were trained
+
+
+def test_train_softmax_is_the_same_trainer(tmp_path):
+    import subprocess
+    import sys
+    path = write_config(tmp_path)
+    script = os.path.join(os.path.dirname(train.__file__), 'train_softmax.py')
+    done = subprocess.run([sys.executable, script, '--config', path, '--help'], capture_output=True, text=True)
+    assert done.returncode == 0 and '--per-batch-size' in done.stdout and '--resume' in done.stdout
