@@ -235,3 +235,35 @@ def test_train_softmax_is_the_same_trainer(tmp_path):
     script = os.path.join(os.path.dirname(train.__file__), 'train_softmax.py')
     done = subprocess.run([sys.executable, script, '--config', path, '--help'], capture_output=True, text=True)
     assert done.returncode == 0 and '--per-batch-size' in done.stdout and '--resume' in done.stdout
+
+
+def test_killing_training_at_any_moment_leaves_loadable_checkpoints(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    path = write_config(tmp_path, max_steps=10 ** 6)
+    prefix = str(tmp_path / 'models' / 'tiny-arcface-tiny' / 'model')
+    command = [sys.executable, os.path.join(os.path.dirname(train.__file__), 'train.py'), '--config', path,
+               '--network', 'tiny', '--dataset', 'tiny', '--loss', 'arcface', '--models-root',
+               str(tmp_path / 'models'), '--per-batch-size', '4', '--ctx', 'cpu', '--verbose', '1', '--ckpt', '2',
+               '--seed', '0']
+    for delay in (0.0, 0.13, 0.29):  # every batch saves: a kill lands during a write sooner or later
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 120
+            while len(checkpoint.checkpoint_epochs(prefix)) < 3 and time.time() < deadline:
+                time.sleep(0.05)
+            time.sleep(delay)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        epochs = checkpoint.checkpoint_epochs(prefix)
+        assert len(epochs) >= 3
+        for epoch in epochs:
+            sym, args, _ = checkpoint.load_checkpoint(prefix, epoch)
+            assert sym.list_outputs() == ['fc1_output'] and 'conv0_weight' in args
+        arg, _, _, state = train.load_resume_state(train.resume_path(prefix))
+        assert state['global_step'] >= 1 and 'fc7_weight' in arg
+        for name in os.listdir(os.path.dirname(prefix)):  # leftovers only under hidden temporary names
+            assert not name.endswith('.params') or name.startswith('model-'), name
