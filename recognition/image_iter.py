@@ -103,7 +103,12 @@ class FaceImageIter(mx.io.DataIter):
     and returns part `part_index` of each such global batch. The parts are disjoint, every
     worker serves the same number of batches, and worker k's batch is context k's slice of a
     single process's global batch.
+
+    Subclasses change what a record is (reader_class, load_sample) and the label width.
     """
+
+    reader_class = RecordReader
+    label_width = None  # None: one number per image; n: an (n,) vector per image
 
     def __init__(self, batch_size, data_shape, path_imgrec=None, shuffle=False, aug_list=None, mean=None,
                  rand_mirror=False, cutoff=0, color_jittering=0, images_filter=0, data_name='data',
@@ -120,7 +125,7 @@ class FaceImageIter(mx.io.DataIter):
         if aug_list is not None:
             raise ValueError("aug_list is not supported: the augmentations are the fixed 2019 set")
         logging.info('loading recordio %s...', path_imgrec)
-        self.reader = RecordReader(path_imgrec)
+        self.reader = self.reader_class(path_imgrec)
         self.id2range = {}
         if self.reader.header is not None:
             print('header0 label', np.array(self.reader.header, dtype=np.float32))
@@ -150,7 +155,8 @@ class FaceImageIter(mx.io.DataIter):
         self.cutoff = int(cutoff)  # True / False act as 1 / 0: a no-op cut, like 2019
         self.color_jittering = color_jittering
         self.provide_data = [(data_name, (batch_size,) + self.data_shape)]
-        self.provide_label = [(label_name, (batch_size,))]
+        label_shape = (batch_size,) if self.label_width is None else (batch_size, self.label_width)
+        self.provide_label = [(label_name, label_shape)]
         self.rng = random.Random(seed)
         self.num_threads = num_threads or default_num_threads()
         self.pool = ThreadPoolExecutor(self.num_threads) if self.num_threads > 1 else None
@@ -180,16 +186,21 @@ class FaceImageIter(mx.io.DataIter):
                     self.rng.getrandbits(64)
         self.is_init = True
 
+    def record_label(self, header, where):
+        """The training label of an image record: the scalar label, or element 0 of an array."""
+        return header.label[0] if header.flag > 0 else header.label
+
     def load_sample(self, key, seed):
         """Read, decode and augment one image: (label, CHW float32)."""
-        label, data = self.reader.read_image(key)
-        img = decode_rgb(data, '%s record %d' % (self.reader.rec_path, key))
+        where = '%s record %d' % (self.reader.rec_path, key)
+        header, data = self.reader.read(key)
+        label = self.record_label(header, where)
+        img = decode_rgb(data, where)
         img = augment(img, random.Random(seed), self.data_shape[1], self.rand_mirror,
                       self.color_jittering, self.cutoff, self.mean)
         if img.shape[:2] != self.data_shape[1:]:
-            raise ValueError("%s record %d: image is %dx%d after resizing, the network wants %dx%d"
-                             % (self.reader.rec_path, key, img.shape[0], img.shape[1],
-                                self.data_shape[1], self.data_shape[2]))
+            raise ValueError("%s: image is %dx%d after resizing, the network wants %dx%d"
+                             % (where, img.shape[0], img.shape[1], self.data_shape[1], self.data_shape[2]))
         return label, img.transpose(2, 0, 1)
 
     def next(self):
@@ -204,7 +215,7 @@ class FaceImageIter(mx.io.DataIter):
         part = slice(self.part_index * self.batch_size, (self.part_index + 1) * self.batch_size)
         keys, seeds = keys[part], seeds[part]
         data = np.empty((self.batch_size,) + self.data_shape, dtype=np.float32)
-        label = np.empty((self.batch_size,), dtype=np.float32)
+        label = np.empty(self.provide_label[0][1], dtype=np.float32)
 
         def fill(rows):
             for i in rows:
