@@ -341,6 +341,59 @@ class BatchEndCallback:
             sys.exit(0)
 
 
+def describe_input(args, config, num_contexts):
+    """Batch and input sizes from the contexts and the config, with the 2019 prints.
+
+    Returns (image_size, data_shape, path_imgrec).
+    """
+    args.ctx_num = num_contexts
+    args.batch_size = args.per_batch_size * args.ctx_num
+    args.rescale_threshold = 0
+    args.image_channel = config.image_shape[2]
+    image_size = tuple(config.image_shape[0:2])
+    if len(image_size) != 2 or image_size[0] != image_size[1]:
+        raise ValueError("config image_shape must be square (H, W, 3), got %r" % (config.image_shape,))
+    print('image_size', image_size)
+    print('num_classes', config.num_classes)
+    path_imgrec = os.path.join(config.dataset_path, 'train.rec')
+    print('Called with argument:', args, config)
+    return image_size, (args.image_channel,) + image_size, path_imgrec
+
+
+def seed_everything(args, resume=None, kv=None):
+    """args.seed from the resume state, --seed, or a fresh draw (rank 0's for a dist kvstore)."""
+    if resume is not None:
+        args.seed = resume['seed']
+    elif args.seed is None:
+        if kv is not None:  # small enough to pass exactly through a float32 key
+            args.seed = shared_seed(kv, random.SystemRandom().randrange(2 ** 24))
+        else:
+            args.seed = random.SystemRandom().randrange(2 ** 31)
+    print('seed', args.seed)
+    mx.random.seed(args.seed if resume is None else args.seed + resume['global_step'])
+    np.random.seed(args.seed)
+
+
+def load_verification_sets(config, image_size):
+    """[(name, data)] for every config.val_targets whose <dataset_path>/<name>.bin exists."""
+    ver_sets = []
+    for name in config.val_targets:
+        path = os.path.join(config.dataset_path, name + '.bin')
+        if os.path.exists(path):
+            ver_sets.append((name, verification.load_bin(path, image_size)))
+            print('ver', name)
+    return ver_sets
+
+
+def restore_optimizer_states(model, optimizer_states):
+    """Module.load_optimizer_states from the bytes kept in a resume state."""
+    with tempfile.TemporaryDirectory() as tmp:
+        states_file = os.path.join(tmp, 'optimizer.states')
+        with open(states_file, 'wb') as fout:
+            fout.write(optimizer_states)
+        model.load_optimizer_states(states_file)
+
+
 def train_net(args, config):
     ctx = get_contexts(args.ctx)
     kv, rank, num_workers = args.kvstore, 0, 1
@@ -360,33 +413,14 @@ def train_net(args, config):
     prefix = os.path.join(run_dir, 'model')
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
     print('prefix', prefix)
-    args.ctx_num = len(ctx)
-    args.batch_size = args.per_batch_size * args.ctx_num
-    args.rescale_threshold = 0
-    args.image_channel = config.image_shape[2]
-    image_size = tuple(config.image_shape[0:2])
-    if len(image_size) != 2 or image_size[0] != image_size[1]:
-        raise ValueError("config image_shape must be square (H, W, 3), got %r" % (config.image_shape,))
-    print('image_size', image_size)
-    print('num_classes', config.num_classes)
-    path_imgrec = os.path.join(config.dataset_path, 'train.rec')
-    print('Called with argument:', args, config)
-    data_shape = (args.image_channel,) + image_size
+    image_size, data_shape, path_imgrec = describe_input(args, config, len(ctx))
 
     arg_params = aux_params = None
     resume = None
     if args.resume:
         arg_params, aux_params, optimizer_states, resume = load_resume_state(resume_path(prefix))
-        args.seed = resume['seed']
         print('resuming from', resume_path(prefix), 'at batch', resume['global_step'])
-    elif args.seed is None:
-        if is_distributed(args.kvstore):  # small enough to pass exactly through a float32 key
-            args.seed = shared_seed(kv, random.SystemRandom().randrange(2 ** 24))
-        else:
-            args.seed = random.SystemRandom().randrange(2 ** 31)
-    print('seed', args.seed)
-    mx.random.seed(args.seed if resume is None else args.seed + resume['global_step'])
-    np.random.seed(args.seed)
+    seed_everything(args, resume, kv if is_distributed(args.kvstore) else None)
 
     if args.pretrained and resume is None:
         print('loading', args.pretrained, args.pretrained_epoch)
@@ -426,12 +460,7 @@ def train_net(args, config):
     # global batch (2019 divided by ctx_num only, i.e. a W times larger step).
     opt = mx.optimizer.SGD(learning_rate=args.lr, momentum=args.mom, wd=args.wd,
                            rescale_grad=1.0 / (args.ctx_num * num_workers))
-    ver_sets = []
-    for name in config.val_targets:
-        path = os.path.join(config.dataset_path, name + '.bin')
-        if os.path.exists(path):
-            ver_sets.append((name, verification.load_bin(path, image_size)))
-            print('ver', name)
+    ver_sets = load_verification_sets(config, image_size)
     callback = BatchEndCallback(args, config, model, opt, prefix, sym, ver_sets, embedding=embedding)
     print('lr_steps', callback.lr_steps)
 
@@ -447,11 +476,7 @@ def train_net(args, config):
         print('dist_async: no resume state is written; lr steps restart the servers\' momentum')
     begin_epoch = 0
     if resume is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            states_file = os.path.join(tmp, 'optimizer.states')
-            with open(states_file, 'wb') as fout:
-                fout.write(optimizer_states)
-            model.load_optimizer_states(states_file)
+        restore_optimizer_states(model, optimizer_states)
         callback.restore(resume)
         begin_epoch, batches_done = resume['epoch'], resume['batches_done']
         if triplet:

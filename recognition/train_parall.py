@@ -8,8 +8,6 @@ go beside them into prefix-NNNN.fc7.params and into the --resume state.
 """
 import logging
 import os
-import random
-import tempfile
 
 import mxnet as mx
 import numpy as np
@@ -17,7 +15,6 @@ import numpy as np
 from common import checkpoint
 from common.flops_counter import count_flops
 from recognition import losses, train
-from recognition.eval import verification
 from recognition.image_iter import FaceImageIter
 from recognition.parall_module import ParallModule, SHARD_NAME, fc7_shards_from
 from recognition.symbol import get_embedding_symbol
@@ -101,19 +98,9 @@ def train_net(args, config):
     if config.loss_name not in losses.SOFTMAX_LOSSES:
         raise ValueError("train_parall supports the softmax-type losses (%s), got loss_name %r"
                          % (', '.join(losses.SOFTMAX_LOSSES), config.loss_name))
-    args.ctx_num = len(ctx)
     if args.per_batch_size == 0:
         args.per_batch_size = 128
-    args.batch_size = args.per_batch_size * args.ctx_num
-    args.image_channel = config.image_shape[2]
-    image_size = tuple(config.image_shape[0:2])
-    if len(image_size) != 2 or image_size[0] != image_size[1]:
-        raise ValueError("config image_shape must be square (H, W, 3), got %r" % (config.image_shape,))
-    print('image_size', image_size)
-    print('num_classes', config.num_classes)
-    path_imgrec = os.path.join(config.dataset_path, 'train.rec')
-    print('Called with argument:', args, config)
-    data_shape = (args.image_channel,) + image_size
+    image_size, data_shape, path_imgrec = train.describe_input(args, config, len(ctx))
 
     arg_params = aux_params = None
     resume = None
@@ -124,13 +111,8 @@ def train_net(args, config):
             raise ValueError("--resume: the state holds %d fc7 shards but this run has %d contexts; "
                              "resume with the same contexts (or start with --pretrained, which "
                              "re-splits fc7)" % (saved_shards, len(ctx)))
-        args.seed = resume['seed']
         print('resuming from', train.resume_path(prefix), 'at batch', resume['global_step'])
-    elif args.seed is None:
-        args.seed = random.SystemRandom().randrange(2 ** 31)
-    print('seed', args.seed)
-    mx.random.seed(args.seed if resume is None else args.seed + resume['global_step'])
-    np.random.seed(args.seed)
+    train.seed_everything(args, resume)
     if args.pretrained and resume is None:
         print('loading', args.pretrained, args.pretrained_epoch)
         arg_params, aux_params = load_pretrained(args.pretrained, args.pretrained_epoch,
@@ -150,12 +132,7 @@ def train_net(args, config):
     # The shards' gradient is the unnormalised p - onehot over the whole batch, hence 1/B.
     opt = mx.optimizer.SGD(learning_rate=args.lr, momentum=args.mom, wd=args.wd,
                            rescale_grad=1.0 / args.batch_size)
-    ver_sets = []
-    for name in config.val_targets:
-        path = os.path.join(config.dataset_path, name + '.bin')
-        if os.path.exists(path):
-            ver_sets.append((name, verification.load_bin(path, image_size)))
-            print('ver', name)
+    ver_sets = train.load_verification_sets(config, image_size)
     callback = ParallBatchEndCallback(args, config, model, opt, prefix, model.symbol, ver_sets)
     print('lr_steps', callback.lr_steps)
 
@@ -166,11 +143,7 @@ def train_net(args, config):
     model.init_optimizer(kvstore=args.kvstore, optimizer=opt)
     begin_epoch = 0
     if resume is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            states_file = os.path.join(tmp, 'optimizer.states')
-            with open(states_file, 'wb') as fout:
-                fout.write(optimizer_states)
-            model.load_optimizer_states(states_file)
+        train.restore_optimizer_states(model, optimizer_states)
         callback.restore(resume)
         begin_epoch, batches_done = resume['epoch'], resume['batches_done']
         if batches_done >= train_dataiter.batches_per_epoch():
