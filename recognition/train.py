@@ -341,6 +341,12 @@ class BatchEndCallback:
             sys.exit(0)
 
 
+def make_optimizer(args, rescale_grad):
+    """SGD as 2019 built it: without sym= or param_idx2name, so mxnet never reads the Variables'
+    lr_mult / wd_mult, and weight decay applies to every parameter (decisions.md, T3)."""
+    return mx.optimizer.SGD(learning_rate=args.lr, momentum=args.mom, wd=args.wd, rescale_grad=rescale_grad)
+
+
 def describe_input(args, config, num_contexts):
     """Batch and input sizes from the contexts and the config, with the 2019 prints.
 
@@ -458,8 +464,7 @@ def train_net(args, config):
     # The loss averages over each context's batch. With W workers the kvstore sums W x ctx_num
     # such gradients: dividing by W too makes the update that of one process with the same
     # global batch (2019 divided by ctx_num only, i.e. a W times larger step).
-    opt = mx.optimizer.SGD(learning_rate=args.lr, momentum=args.mom, wd=args.wd,
-                           rescale_grad=1.0 / (args.ctx_num * num_workers))
+    opt = make_optimizer(args, rescale_grad=1.0 / (args.ctx_num * num_workers))
     ver_sets = load_verification_sets(config, image_size)
     callback = BatchEndCallback(args, config, model, opt, prefix, sym, ver_sets, embedding=embedding)
     print('lr_steps', callback.lr_steps)

@@ -130,8 +130,7 @@ def train_net(args, config):
         color_jittering=config.data_color, images_filter=config.data_images_filter, seed=args.seed)
     initializer = train.make_initializer(config.net_name)
     # The shards' gradient is the unnormalised p - onehot over the whole batch, hence 1/B.
-    opt = mx.optimizer.SGD(learning_rate=args.lr, momentum=args.mom, wd=args.wd,
-                           rescale_grad=1.0 / args.batch_size)
+    opt = train.make_optimizer(args, rescale_grad=1.0 / args.batch_size)
     ver_sets = train.load_verification_sets(config, image_size)
     callback = ParallBatchEndCallback(args, config, model, opt, prefix, model.symbol, ver_sets)
     print('lr_steps', callback.lr_steps)
