@@ -264,10 +264,14 @@ class BatchEndCallback:
             results.append(acc2)
         return results
 
+    def loss_values(self):
+        """The monitored loss output of the last batch, from every device, as one numpy array."""
+        outputs = self.model.get_outputs(merge_multi_context=False)
+        return np.concatenate([o.asnumpy().ravel() for o in outputs[-1]])
+
     def check_finite(self, mbatch):
         """Stop with a clear message when the loss output stops being finite."""
-        outputs = self.model.get_outputs(merge_multi_context=False)
-        values = np.concatenate([o.asnumpy().ravel() for o in outputs[-1]])
+        values = self.loss_values()
         if not np.all(np.isfinite(values)):
             where = ('the last good checkpoint is %s' % self.last_saved if self.last_saved
                      else 'no checkpoint was saved yet')
