@@ -3,7 +3,8 @@
 import mxnet as mx
 import numpy as np
 
-from deploy.face_model import align_best_face, context, get_model, parse_image_size
+from common.devices import gpu_context
+from deploy.face_model import align_best_face, get_model, parse_image_size
 from deploy.mtcnn_detector import MtcnnDetector, check_bgr_image
 
 # The crop is the face: R-Net and O-Net only have to be a little sure of it.
@@ -17,7 +18,7 @@ class FaceModel:
 
     def __init__(self, args):
         self.args = args
-        ctx = context(getattr(args, 'gpu', None))
+        ctx = gpu_context(getattr(args, 'gpu', None))
         self.image_size = parse_image_size(getattr(args, 'image_size', '112,112'))
         self.threshold = getattr(args, 'threshold', None)
         self.model = get_model(ctx, self.image_size, args.model)

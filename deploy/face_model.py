@@ -6,9 +6,10 @@ import mxnet as mx
 import numpy as np
 
 from common import checkpoint, face_preprocess
+from common.devices import gpu_context
 from deploy.mtcnn_detector import MtcnnDetector, check_bgr_image
 
-__all__ = ['FaceModel', 'get_model', 'align_best_face', 'decode_gender_age', 'context',
+__all__ = ['FaceModel', 'get_model', 'align_best_face', 'decode_gender_age',
            'parse_image_size', 'DETECT_THRESHOLDS', 'WHOLE_IMAGE_THRESHOLDS']
 
 # det == 0: the full MTCNN cascade; any other det: the image is already a face crop, so the
@@ -18,13 +19,6 @@ WHOLE_IMAGE_THRESHOLDS = [0.0, 0.0, 0.2]
 # get_input always aligns to 112x112, whatever image_size says (as in 2019).
 ALIGNED_SIZE = '112,112'
 GA_OUTPUTS = 202  # 2 gender logits, then 100 pairs "age > i: no / yes"
-
-
-def context(gpu):
-    """mx.gpu(gpu), or the CPU for gpu None or < 0 (2019 always used mx.gpu)."""
-    if gpu is None or int(gpu) < 0:
-        return mx.cpu()
-    return mx.gpu(int(gpu))
 
 
 def parse_image_size(text):
@@ -86,7 +80,7 @@ class FaceModel:
 
     def __init__(self, args):
         self.args = args
-        ctx = context(getattr(args, 'gpu', None))
+        ctx = gpu_context(getattr(args, 'gpu', None))
         self.image_size = parse_image_size(getattr(args, 'image_size', ALIGNED_SIZE))
         model = getattr(args, 'model', '') or ''
         ga_model = getattr(args, 'ga_model', '') or ''

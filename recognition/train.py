@@ -19,6 +19,7 @@ import mxnet as mx
 import numpy as np
 
 from common import checkpoint
+from common.devices import get_contexts
 from common.flops_counter import count_flops
 from recognition import config_loader, losses
 from recognition.eval import verification
@@ -94,25 +95,6 @@ def parse_args(argv=None, script_dir=None, add_arguments=None):
     if ',' in args.pretrained:  # the README's 'prefix,epoch' form
         args.pretrained, args.pretrained_epoch = checkpoint.parse_model_arg(args.pretrained)
     return args, module.config
-
-
-def get_contexts(ctx_arg=None, environ=None):
-    """--ctx if given; else one GPU per CUDA_VISIBLE_DEVICES entry (numbered 0..k-1); else CPU."""
-    environ = os.environ if environ is None else environ
-    if ctx_arg:
-        kind, _, spec = ctx_arg.partition(':')
-        if kind not in ('cpu', 'gpu'):
-            raise ValueError("--ctx must look like 'cpu', 'cpu:2' or 'gpu:0,1', got %r" % ctx_arg)
-        if kind == 'cpu':
-            return [mx.cpu(i) for i in range(int(spec or 1))]
-        return [mx.gpu(int(i)) for i in spec.split(',')] if spec else [mx.gpu(0)]
-    cvd = environ.get('CUDA_VISIBLE_DEVICES', '').strip()
-    if not cvd:
-        print('use cpu')
-        return [mx.cpu()]
-    ctx = [mx.gpu(i) for i in range(len(cvd.split(',')))]
-    print('gpu num:', len(ctx))
-    return ctx
 
 
 def get_symbol(config, per_batch_size, fast_prelu=False):

@@ -19,7 +19,8 @@ import numpy as np
 from common import checkpoint
 from recognition.gender_age_iter import GenderAgeIter
 from recognition.symbol import gender_age
-from recognition.train import embedding_symbol, get_contexts, get_params_synced
+from common.devices import get_contexts
+from recognition.train import embedding_symbol, get_params_synced
 
 SPEEDOMETER_FREQUENT = 20
 

@@ -12,6 +12,7 @@ import os
 import mxnet as mx
 
 from common import checkpoint
+from common.devices import get_contexts
 from common.flops_counter import count_flops
 from recognition import losses, train
 from recognition.image_iter import FaceImageIter
@@ -75,7 +76,7 @@ def load_pretrained(prefix, epoch, num_classes, num_shards):
 
 
 def train_net(args, config):
-    ctx = train.get_contexts(args.ctx)
+    ctx = get_contexts(args.ctx)
     prefix = os.path.join(args.models_root, '%s-%s-%s' % (args.network, args.loss, args.dataset), 'model')
     os.makedirs(os.path.dirname(prefix), exist_ok=True)
     print('prefix', prefix)

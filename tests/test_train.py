@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from common import checkpoint
+from common.devices import get_contexts, gpu_context
 from common.record_io import IdentityRecordWriter
 from recognition import config_loader, train
 
@@ -81,12 +82,18 @@ def test_presets_set_cli_defaults_and_pretrained_forms(tmp_path):
 
 
 def test_contexts_from_environment():
-    assert train.get_contexts(environ={}) == [mx.cpu()]
-    assert train.get_contexts(environ={'CUDA_VISIBLE_DEVICES': ' '}) == [mx.cpu()]
-    assert train.get_contexts(environ={'CUDA_VISIBLE_DEVICES': '3,5'}) == [mx.gpu(0), mx.gpu(1)]
-    assert train.get_contexts('cpu:2') == [mx.cpu(0), mx.cpu(1)]
+    assert get_contexts(environ={}) == [mx.cpu()]
+    assert get_contexts(environ={'CUDA_VISIBLE_DEVICES': ' '}) == [mx.cpu()]
+    assert get_contexts(environ={'CUDA_VISIBLE_DEVICES': '3,5'}) == [mx.gpu(0), mx.gpu(1)]
+    assert get_contexts('cpu:2') == [mx.cpu(0), mx.cpu(1)]
     with pytest.raises(ValueError, match='--ctx'):
-        train.get_contexts('tpu:1')
+        get_contexts('tpu:1')
+
+
+def test_gpu_id_contexts():
+    assert gpu_context(None) == mx.cpu() and gpu_context(-1) == mx.cpu()
+    # this machine has no GPU: an id falls back to the CPU (with a note) instead of failing later
+    assert gpu_context(0) == (mx.cpu() if mx.context.num_gpus() == 0 else mx.gpu(0))
 
 
 def test_training_run_saves_embedding_checkpoints_and_stops_after_max_steps(tmp_path, caplog, capsys):

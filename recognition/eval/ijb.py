@@ -12,7 +12,7 @@ from sklearn.metrics import auc, roc_curve
 
 from common.checkpoint import atomic_write, load_inference_module, parse_model_arg
 from common.face_preprocess import preprocess, read_image
-from recognition.eval.verification import pick_context
+from common.devices import gpu_context
 
 FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 TARGETS = ('IJBB', 'IJBC')
@@ -394,7 +394,7 @@ def main(argv=None):
     flip = any(parse_mode(mode)[2] for mode in args.mode_list)
     batch_rows = args.batch_size * (2 if flip else 1)
     print('loading', args.prefix, args.epoch)
-    model = load_inference_module(args.prefix, args.epoch, pick_context(args.gpu),
+    model = load_inference_module(args.prefix, args.epoch, gpu_context(args.gpu),
                                   (batch_rows, 3) + IMAGE_SIZE, fast_cpu=not args.no_fast_prelu)
     faces = aligned_faces(os.path.join(args.data_root, 'loose_crop'), names, landmarks,
                           list_path, list_lines)

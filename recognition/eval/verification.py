@@ -3,7 +3,6 @@ import argparse
 import collections
 import os
 import pickle
-import sys
 import time
 
 import cv2
@@ -13,6 +12,7 @@ import sklearn.preprocessing
 from mxnet import ndarray as nd
 
 from common.checkpoint import checkpoint_epochs, load_inference_module
+from common.devices import gpu_context
 from common.record_io import read_property
 from common.verification_pack import PICKLE_PROTOCOL, load_pairs_bin
 
@@ -394,20 +394,6 @@ def model_epochs(model_arg, max_range=''):
     return prefix, epochs
 
 
-def pick_context(gpu):
-    """mx.gpu(gpu), or the CPU when gpu < 0 or when this machine has no GPU."""
-    if gpu < 0:
-        return mx.cpu()
-    num_gpus = mx.context.num_gpus()
-    if num_gpus == 0:
-        print('no GPU found: running on the CPU', file=sys.stderr)
-        return mx.cpu()
-    if gpu >= num_gpus:
-        raise ValueError("--gpu %d: this machine has %d GPU(s); use 0..%d, or -1 for the CPU"
-                         % (gpu, num_gpus, num_gpus - 1))
-    return mx.gpu(gpu)
-
-
 def load_embedding_model(prefix, epoch, ctx, batch_size, image_size, fast_cpu=True):
     """A Module of the checkpoint's fc1_output (the embedding), bound to (batch_size, 3, H, W)."""
     return load_inference_module(prefix, epoch, ctx, (batch_size, 3) + tuple(image_size),
@@ -474,7 +460,7 @@ def main(argv=None):
         parser.error('--batch-size and --nfolds must be positive')
     image_size = list(read_property(args.data_dir).image_size)
     print('image_size', image_size)
-    ctx = pick_context(args.gpu)
+    ctx = gpu_context(args.gpu)
     prefix, epochs = model_epochs(args.model, args.max)
     print('model number', len(epochs))
     tic = time.perf_counter()

@@ -8,7 +8,7 @@ import numpy as np
 from mxnet import ndarray as nd
 
 from common import record_io
-from recognition.train import get_contexts
+from common.devices import get_contexts
 
 
 def load_model(model_arg, batch_size, image_size, contexts):

@@ -11,7 +11,7 @@ import sklearn.preprocessing
 from common.checkpoint import parse_model_arg
 from deploy.face_model import get_model
 from recognition.eval.megaface.feature_file import ensure_dir, feature_name, write_feature
-from recognition.eval.verification import pick_context
+from common.devices import gpu_context
 
 
 def parse_image_shape(text):
@@ -138,7 +138,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     print(args)
-    models = load_models(args.model, pick_context(args.gpu), args.image_shape)
+    models = load_models(args.model, gpu_context(args.gpu), args.image_shape)
     if not args.skip_facescrub:
         extract_list(args.facescrub_lst, args.facescrub_root, os.path.join(args.output, 'facescrub'),
                      2, models, args, 'fs')
