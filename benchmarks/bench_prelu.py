@@ -1,7 +1,10 @@
 """Images/s and peak memory of PReLU networks on CPU: plain LeakyReLU vs fast_prelu vs ReLU; prints JSON.
 
 Variants of one case are timed side by side (one step of each in turn, repeated), so a busy
-machine slows them alike; the ratios are the result to read. Usage:
+machine slows them alike; the ratios are the result to read. Each case runs in a fresh process:
+mxnet 1.9.1 runs batch 1 about 2x slower (and fast_prelu 3.5x slower) in a process that has
+already run the batch-32 case, so the in-process figures depended on the order of the cases.
+Usage:
     python benchmarks/bench_prelu.py [--seconds 6] [--nets y1,r50] [--no-onnx]
 """
 import os
@@ -104,6 +107,14 @@ def bench_case(net, batch, train, seconds):
     return with_ratios(side_by_side(steps, batch, seconds))
 
 
+def case_child(net, batch, train, seconds):
+    """bench_case in a fresh process (see the module docstring)."""
+    command = [sys.executable, os.path.abspath(__file__), '--case', net, str(batch),
+               'train' if train else 'infer', str(seconds)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def peak_rss_child(net, variant, batch, train):
     """Peak RSS (MB) of a fresh process building `variant` and running 3 steps."""
     command = [sys.executable, os.path.abspath(__file__), '--child', net, variant, str(batch),
@@ -195,18 +206,24 @@ def main():
     parser.add_argument('--seconds', type=float, default=6.0, help='timing budget per case')
     parser.add_argument('--nets', default='y1,r50', help='network presets to measure')
     parser.add_argument('--no-onnx', action='store_true', help='skip the onnxruntime comparison')
+    parser.add_argument('--case', nargs=4, metavar=('NET', 'BATCH', 'MODE', 'SECONDS'),
+                        help=argparse.SUPPRESS)
     parser.add_argument('--child', nargs=4, metavar=('NET', 'VARIANT', 'BATCH', 'MODE'),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run_child(*args.child)
         return
+    if args.case:
+        net, batch, mode, seconds = args.case
+        print(json.dumps(bench_case(net, int(batch), mode == 'train', float(seconds))))
+        return
     report = {'omp_num_threads': int(os.environ['OMP_NUM_THREADS']), 'image_size': 112,
               'inference': {}, 'training': {}, 'peak_rss_mb': {}}
     for net in args.nets.split(','):
         for batch in (32, 1):
-            report['inference']['%s_batch%d' % (net, batch)] = bench_case(net, batch, False, args.seconds)
-        report['training']['%s_batch16' % net] = bench_case(net, 16, True, args.seconds)
+            report['inference']['%s_batch%d' % (net, batch)] = case_child(net, batch, False, args.seconds)
+        report['training']['%s_batch16' % net] = case_child(net, 16, True, args.seconds)
         memory = {v: peak_rss_child(net, v, 16, True) for v in ('plain', 'fast')}
         report['peak_rss_mb']['%s_train_batch16' % net] = memory
     if not args.no_onnx:
