@@ -162,6 +162,16 @@ def init_optimizer(model, kv, opt, kvstore_type):
     model.set_params(arg, aux)
 
 
+def decay_lr_at_step(opt, lr_steps, mbatch):
+    """The 2019 schedule: lr x 0.1 when the global batch equals a listed step, at most once per
+    batch (a step listed twice decays once). Returns whether it decayed."""
+    if mbatch in lr_steps:
+        opt.lr *= 0.1
+        print('lr change to', opt.lr)
+        return True
+    return False
+
+
 def resume_path(prefix):
     return prefix + '-resume.params'
 
@@ -274,14 +284,10 @@ class BatchEndCallback:
     def __call__(self, param):
         self.global_step += 1
         mbatch = self.global_step
-        for step in self.lr_steps:
-            if mbatch == step:
-                self.opt.lr *= 0.1
-                print('lr change to', self.opt.lr)
-                if self.server_kv is not None and self.server_kv.rank == 0:
-                    # the only way to reach the servers' optimizer; it restarts their momentum
-                    self.server_kv.set_optimizer(self.opt)
-                break
+        if decay_lr_at_step(self.opt, self.lr_steps, mbatch):
+            if self.server_kv is not None and self.server_kv.rank == 0:
+                # the only way to reach the servers' optimizer; it restarts their momentum
+                self.server_kv.set_optimizer(self.opt)
         self.check_finite(mbatch)
         # Let BatchNorm finish its in-place moving-statistics update before anything reads
         # parameters: Module.fit's own epoch-end get_params/set_params would otherwise write

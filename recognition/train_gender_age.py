@@ -20,7 +20,7 @@ from common import checkpoint
 from recognition.gender_age_iter import GenderAgeIter
 from recognition.symbol import gender_age
 from common.devices import get_contexts
-from recognition.train import embedding_symbol, get_params_synced
+from recognition.train import decay_lr_at_step, embedding_symbol, get_params_synced
 
 SPEEDOMETER_FREQUENT = 20
 
@@ -140,11 +140,7 @@ class BatchEndCallback:
         self.speedometer(param)
         self.global_step += 1
         mbatch = self.global_step
-        for step in self.lr_steps:
-            if mbatch == step:
-                self.opt.lr *= 0.1
-                print('lr change to', self.opt.lr)
-                break
+        decay_lr_at_step(self.opt, self.lr_steps, mbatch)
         if mbatch % 1000 == 0:
             print('lr-batch-epoch:', self.opt.lr, param.nbatch, param.epoch)
         last_lr_step = bool(self.lr_steps) and mbatch == self.lr_steps[-1]
