@@ -1,9 +1,20 @@
-"""Images/s and peak memory of PReLU networks on CPU: plain LeakyReLU vs fast_prelu vs ReLU; prints JSON.
+"""Images/s and peak memory of PReLU networks on CPU: plain LeakyReLU vs the fast forms vs ReLU; prints JSON.
+
+Inference compares the 2019 graph with what face_model and the verification tool run
+(prelu_for_inference: two oneDNN operators per PReLU, weights computed once) and with the same
+network built with ReLU (the practical ceiling); training compares it with train.py's graph
+(fast_prelu) and ReLU.
+
+The weights are "live": Xavier init, PReLU slopes drawn from [-0.1, 0.6], and every BatchNorm's
+moving statistics set from a training-mode pass, as a trained model's are, so activations have
+mixed signs at unit scale. The plain graph's speed depends on the values: mxnet's LeakyReLU runs
+about 3x slower on randomly mixed signs than on one sign (branch mispredictions) and slower still
+on denormal floats, which untouched statistics (mean 0, variance 1) produce deep in the network.
 
 Variants of one case are timed side by side (one step of each in turn, repeated), so a busy
 machine slows them alike; the ratios are the result to read. Each case runs in a fresh process:
-mxnet 1.9.1 runs batch 1 about 2x slower (and fast_prelu 3.5x slower) in a process that has
-already run the batch-32 case, so the in-process figures depended on the order of the cases.
+mxnet 1.9.1 runs batch 1 about 2x slower in a process that has already run larger batches or
+training steps.
 Usage:
     python benchmarks/bench_prelu.py [--seconds 6] [--nets y1,r50] [--no-onnx]
 """
@@ -25,28 +36,79 @@ import time  # noqa: E402
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from common.symbol_rewrite import flatten_fc_inputs  # noqa: E402
+from common import checkpoint  # noqa: E402
+from common.symbol_rewrite import flatten_fc_inputs, prelu_for_inference  # noqa: E402
+from deploy import export_onnx  # noqa: E402
 from recognition import config_loader  # noqa: E402
 from recognition.symbol import get_embedding_symbol  # noqa: E402
 
 VARIANTS = ('plain', 'fast', 'relu')
 NUM_CLASSES = 1000  # a small classifier head for training steps
+SHAPE = (3, 112, 112)
 
 
-def embedding(net, variant):
-    """The fc1 symbol of preset `net`: 2019 PReLU graph, fast_prelu rewrite, or ReLU instead."""
+def embedding(net, variant, bn_mom=None):
+    """The fc1 symbol of preset `net`: 2019 PReLU graph, train.py's fast_prelu graph, or ReLU."""
     config = config_loader.generate(config_loader.load_sample_config(), net, 'emore', 'arcface')
     if variant == 'relu':
         config.net_act = 'relu'
+    if bn_mom is not None:
+        config.bn_mom = bn_mom
     with contextlib.redirect_stdout(io.StringIO()):  # builders print their config
         sym = get_embedding_symbol(config, fast_prelu=(variant == 'fast'))
     # An explicit Flatten keeps the oneDNN inference graph working (see flatten_fc_inputs).
     return flatten_fc_inputs(sym)
 
 
+def params_path(param_dir, net, variant):
+    # plain and fast share their parameters; the ReLU network has its own statistics.
+    return os.path.join(param_dir, '%s-%s.params' % (net, 'relu' if variant == 'relu' else 'prelu'))
+
+
+def write_live_params(net, variant, path, batch=16):
+    """Save Xavier weights, PReLU slopes in [-0.1, 0.6] and BN statistics of one training pass.
+
+    Built with BN momentum 0, so the moving statistics become those of the pass itself.
+    """
+    sym = embedding(net, variant, bn_mom=0.0)
+    mx.random.seed(0)
+    rng = np.random.RandomState(0)
+    module = mx.mod.Module(mx.sym.make_loss(mx.sym.mean(sym)), context=mx.cpu(), label_names=None)
+    module.bind(data_shapes=[('data', (batch,) + SHAPE)])
+    module.init_params(mx.init.Xavier())
+    args, aux = module.get_params()
+    for name, value in args.items():
+        if name.endswith('_gamma') and name in sym.list_arguments() and 'relu' in name:
+            args[name] = mx.nd.array(rng.uniform(-0.1, 0.6, value.shape))
+    module.set_params(args, aux)
+    module.forward_backward(mx.io.DataBatch([mx.nd.array(rng.uniform(0, 255, (batch,) + SHAPE))]))
+    mx.nd.waitall()
+    module._params_dirty = True  # forward_backward alone does not mark the statistics as changed
+    args, aux = module.get_params()
+    saved = {'arg:' + k: v for k, v in args.items()}
+    saved.update({'aux:' + k: v for k, v in aux.items()})
+    mx.nd.save(path, saved)
+
+
+def load_params(path):
+    saved = mx.nd.load(path)
+    args = {k[4:]: v for k, v in saved.items() if k.startswith('arg:')}
+    aux = {k[4:]: v for k, v in saved.items() if k.startswith('aux:')}
+    return args, aux
+
+
+def inference_model(net, variant, param_dir):
+    """(symbol, arg_params, aux_params) as run for inference: `fast` is face_model's graph."""
+    args, aux = load_params(params_path(param_dir, net, variant))
+    if variant == 'fast':
+        sym, args = prelu_for_inference(embedding(net, 'plain'), args, (1,) + SHAPE)
+        return flatten_fc_inputs(sym), args, aux
+    return embedding(net, variant), args, aux
+
+
 def inference_module(sym, batch):
     module = mx.mod.Module(sym, context=mx.cpu(), label_names=None)
-    module.bind(data_shapes=[('data', (batch, 3, 112, 112))], for_training=False)
+    module.bind(data_shapes=[('data', (batch,) + SHAPE)], for_training=False)
     return module
 
 
@@ -54,18 +116,25 @@ def training_module(sym, batch):
     fc7 = mx.sym.FullyConnected(sym, num_hidden=NUM_CLASSES, name='fc7')
     loss = mx.sym.SoftmaxOutput(fc7, mx.sym.Variable('softmax_label'), name='softmax')
     module = mx.mod.Module(loss, context=mx.cpu())
-    module.bind(data_shapes=[('data', (batch, 3, 112, 112))], label_shapes=[('softmax_label', (batch,))])
+    module.bind(data_shapes=[('data', (batch,) + SHAPE)], label_shapes=[('softmax_label', (batch,))])
     return module
 
 
-def make_step(module, batch, train):
+def make_step(net, variant, batch, train, param_dir):
     """A function running one forward (or forward_backward + update) and waiting for it."""
+    if train:
+        args, aux = load_params(params_path(param_dir, net, variant))
+        module = training_module(embedding(net, variant), batch)
+    else:
+        sym, args, aux = inference_model(net, variant, param_dir)
+        module = inference_module(sym, batch)
     mx.random.seed(0)
-    module.init_params(mx.init.Xavier())
+    module.init_params(mx.init.Xavier(), arg_params=args, aux_params=aux, allow_missing=train,
+                       allow_extra=True)
     if train:
         module.init_optimizer(optimizer='sgd', optimizer_params={'learning_rate': 0.01, 'momentum': 0.9})
     rng = np.random.RandomState(0)
-    data = mx.nd.array(rng.uniform(0, 255, (batch, 3, 112, 112)))
+    data = mx.nd.array(rng.uniform(0, 255, (batch,) + SHAPE))
     labels = [mx.nd.array(rng.randint(0, NUM_CLASSES, batch))] if train else None
     data_batch = mx.io.DataBatch([data], labels)
 
@@ -101,104 +170,76 @@ def with_ratios(speeds):
     return speeds
 
 
-def bench_case(net, batch, train, seconds):
-    make = training_module if train else inference_module
-    steps = {v: make_step(make(embedding(net, v), batch), batch, train) for v in VARIANTS}
+def bench_case(net, batch, train, seconds, param_dir):
+    steps = {v: make_step(net, v, batch, train, param_dir) for v in VARIANTS}
     return with_ratios(side_by_side(steps, batch, seconds))
 
 
-def case_child(net, batch, train, seconds):
-    """bench_case in a fresh process (see the module docstring)."""
-    command = [sys.executable, os.path.abspath(__file__), '--case', net, str(batch),
-               'train' if train else 'infer', str(seconds)]
+def check_same_outputs(net, param_dir):
+    """Max relative difference of face_model's fast graph from the plain one (fc1, batch 2)."""
+    data = mx.io.DataBatch([mx.nd.array(np.random.RandomState(1).uniform(0, 255, (2,) + SHAPE))])
+    outputs = []
+    for variant in ('plain', 'fast'):
+        sym, args, aux = inference_model(net, variant, param_dir)
+        module = inference_module(sym, 2)
+        module.set_params(args, aux, allow_extra=True)
+        module.forward(data, is_train=False)
+        outputs.append(module.get_outputs()[0].asnumpy())
+    return float(np.abs(outputs[1] - outputs[0]).max() / np.abs(outputs[0]).max())
+
+
+def child(*arguments):
+    """Run this script with `arguments` in a fresh process; its last stdout line, parsed."""
+    command = [sys.executable, os.path.abspath(__file__)] + [str(a) for a in arguments]
     out = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def peak_rss_child(net, variant, batch, train):
-    """Peak RSS (MB) of a fresh process building `variant` and running 3 steps."""
-    command = [sys.executable, os.path.abspath(__file__), '--child', net, variant, str(batch),
-               'train' if train else 'infer']
-    out = subprocess.run(command, check=True, capture_output=True, text=True)
-    return round(int(out.stdout.strip().splitlines()[-1]) / 1024.0, 1)
-
-
-def run_child(net, variant, batch, mode):
-    """The --child process: 3 steps, then its peak RSS in kB on the last line.
+def peak_rss(net, variant, batch, mode, param_dir):
+    """The --child process: 3 steps, then its peak RSS in kB.
 
     VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec.
     """
-    train = mode == 'train'
-    make = training_module if train else inference_module
-    step = make_step(make(embedding(net, variant), int(batch)), int(batch), train)
+    step = make_step(net, variant, int(batch), mode == 'train', param_dir)
     for _ in range(3):
         step()
     with open('/proc/self/status') as status:
         peak = [line.split()[1] for line in status if line.startswith('VmHWM:')]
-    print(peak[0] if peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return int(peak[0]) if peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def onnx_ratio(seconds):
-    """img/s of onnxruntime on the exported y1 (plain) vs mxnet with fast_prelu, batch 1 and 32."""
-    import onnx
+def onnx_case(batch, seconds, param_dir):
+    """img/s of onnxruntime on the exported y1 (plain) vs mxnet's fast graph and ReLU."""
     import onnxruntime as ort
-    sym = embedding('y1', 'plain')
-    module = inference_module(sym, 1)
-    mx.random.seed(0)
-    module.init_params(mx.init.Xavier())
-    arg_params, aux_params = module.get_params()
-    params = dict(arg_params)
-    params.update(aux_params)
-    result = {}
+    sym, args, aux = inference_model('y1', 'plain', param_dir)
+    data = np.random.RandomState(0).uniform(0, 255, (batch,) + SHAPE).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, 'y1.onnx')
-        mx.onnx.export_model(sym, params, [(1, 3, 112, 112)], [np.float32], path,
-                             dynamic=True, dynamic_input_shapes=[('batch', 3, 112, 112)])
-        # mxnet stamps the installed onnx's newest opset (21) and IR version (10), newer than
-        # onnxruntime 1.16 accepts; the operators y1 uses are the same in opset 19, and the
-        # outputs are compared below.
-        model = onnx.load(path)
-        model.ir_version = min(model.ir_version, 9)
-        for opset in model.opset_import:
-            if opset.domain in ('', 'ai.onnx'):
-                opset.version = min(opset.version, 19)
-        # mxnet exports PReLU slopes as (C,), which ONNX broadcasts against the width axis.
-        initializers = {init.name: init for init in model.graph.initializer}
-        declared = {info.name: info for info in list(model.graph.input) + list(model.graph.value_info)}
-        for node in model.graph.node:
-            slope = initializers.get(node.input[1]) if node.op_type == 'PRelu' else None
-            if slope is not None and len(slope.dims) == 1:
-                slope.dims.extend([1, 1])
-                if slope.name in declared:
-                    shape = declared[slope.name].type.tensor_type.shape
-                    shape.dim.add().dim_value = 1
-                    shape.dim.add().dim_value = 1
-        # Weights listed as graph inputs could be overridden, so onnxruntime would not fold them.
-        inputs = [info for info in model.graph.input if info.name not in initializers]
-        del model.graph.input[:]
-        model.graph.input.extend(inputs)
-        onnx.save(model, path)
+        prefix, path = os.path.join(tmp, 'y1'), os.path.join(tmp, 'y1.onnx')
+        checkpoint.save_checkpoint(prefix, 0, sym, args, aux)
+        export_onnx.export(prefix, 0, path)  # the project's exporter, with its fixes
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(os.environ['OMP_NUM_THREADS'])
         options.log_severity_level = 3
+        # Without this its threads keep spinning after each run, stealing the cores mxnet's
+        # steps (timed in turn with it) need.
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-        for batch in (1, 32):
-            data = np.random.RandomState(0).uniform(0, 255, (batch, 3, 112, 112)).astype(np.float32)
-            fast = make_step(inference_module(embedding('y1', 'fast'), batch), batch, False)
-            input_name = session.get_inputs()[0].name
-            check = inference_module(sym, batch)
-            check.set_params(arg_params, aux_params)
-            check.forward(mx.io.DataBatch([mx.nd.array(data)]), is_train=False)
-            expected = check.get_outputs()[0].asnumpy()
-            got = session.run(None, {input_name: data})[0]
-            if not np.allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max()):
-                raise ValueError('onnxruntime outputs differ from mxnet: max abs difference %g'
-                                 % np.abs(got - expected).max())
-            steps = {'mxnet_fast': fast, 'onnxruntime': lambda: session.run(None, {input_name: data})}
-            speeds = side_by_side(steps, batch, seconds)
-            speeds['onnxruntime_vs_mxnet_fast'] = round(speeds['onnxruntime'] / speeds['mxnet_fast'], 2)
-            result['batch%d' % batch] = speeds
-    return result
+    input_name = session.get_inputs()[0].name
+    check = inference_module(sym, batch)
+    check.set_params(args, aux)
+    check.forward(mx.io.DataBatch([mx.nd.array(data)]), is_train=False)
+    expected = check.get_outputs()[0].asnumpy()
+    got = session.run(None, {input_name: data})[0]
+    if not np.allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max()):
+        raise ValueError('onnxruntime outputs differ from mxnet: max abs difference %g'
+                         % np.abs(got - expected).max())
+    steps = {'mxnet_fast': make_step('y1', 'fast', batch, False, param_dir),
+             'mxnet_relu': make_step('y1', 'relu', batch, False, param_dir),
+             'onnxruntime': lambda: session.run(None, {input_name: data})}
+    speeds = side_by_side(steps, batch, seconds)
+    speeds['onnxruntime_vs_mxnet_fast'] = round(speeds['onnxruntime'] / speeds['mxnet_fast'], 2)
+    speeds['mxnet_relu_vs_mxnet_fast'] = round(speeds['mxnet_relu'] / speeds['mxnet_fast'], 2)
+    return speeds
 
 
 def main():
@@ -206,31 +247,47 @@ def main():
     parser.add_argument('--seconds', type=float, default=6.0, help='timing budget per case')
     parser.add_argument('--nets', default='y1,r50', help='network presets to measure')
     parser.add_argument('--no-onnx', action='store_true', help='skip the onnxruntime comparison')
-    parser.add_argument('--case', nargs=4, metavar=('NET', 'BATCH', 'MODE', 'SECONDS'),
+    parser.add_argument('--case', nargs=5, metavar=('NET', 'BATCH', 'MODE', 'SECONDS', 'PARAM_DIR'),
                         help=argparse.SUPPRESS)
-    parser.add_argument('--child', nargs=4, metavar=('NET', 'VARIANT', 'BATCH', 'MODE'),
+    parser.add_argument('--child', nargs=5, metavar=('NET', 'VARIANT', 'BATCH', 'MODE', 'PARAM_DIR'),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run_child(*args.child)
+        print(peak_rss(*args.child))
         return
     if args.case:
-        net, batch, mode, seconds = args.case
-        print(json.dumps(bench_case(net, int(batch), mode == 'train', float(seconds))))
+        net, batch, mode, seconds, param_dir = args.case
+        if mode == 'onnx':
+            print(json.dumps(onnx_case(int(batch), float(seconds), param_dir)))
+        elif mode == 'check':
+            print(json.dumps(check_same_outputs(net, param_dir)))
+        else:
+            print(json.dumps(bench_case(net, int(batch), mode == 'train', float(seconds), param_dir)))
         return
-    report = {'omp_num_threads': int(os.environ['OMP_NUM_THREADS']), 'image_size': 112,
-              'inference': {}, 'training': {}, 'peak_rss_mb': {}}
-    for net in args.nets.split(','):
-        for batch in (32, 1):
-            report['inference']['%s_batch%d' % (net, batch)] = case_child(net, batch, False, args.seconds)
-        report['training']['%s_batch16' % net] = case_child(net, 16, True, args.seconds)
-        memory = {v: peak_rss_child(net, v, 16, True) for v in ('plain', 'fast')}
-        report['peak_rss_mb']['%s_train_batch16' % net] = memory
-    if not args.no_onnx:
-        try:
-            report['onnxruntime_y1'] = onnx_ratio(args.seconds)
-        except Exception as err:  # optional comparison: report why it did not run
-            report['onnxruntime_y1'] = 'skipped: %s' % str(err).splitlines()[0][:200]
+    report = {'omp_num_threads': int(os.environ['OMP_NUM_THREADS']), 'image_size': SHAPE[1],
+              'inference': {}, 'training': {}, 'peak_rss_mb': {}, 'fast_inference_max_rel_diff': {}}
+    with tempfile.TemporaryDirectory() as param_dir:
+        for net in args.nets.split(','):
+            for variant in ('plain', 'relu'):
+                write_live_params(net, variant, params_path(param_dir, net, variant))
+            report['fast_inference_max_rel_diff'][net] = child('--case', net, 2, 'check', 0, param_dir)
+            for batch in (32, 1):
+                report['inference']['%s_batch%d' % (net, batch)] = child(
+                    '--case', net, batch, 'infer', args.seconds, param_dir)
+            report['training']['%s_batch16' % net] = child('--case', net, 16, 'train', args.seconds, param_dir)
+            report['peak_rss_mb']['%s_train_batch16' % net] = {
+                v: round(child('--child', net, v, 16, 'train', param_dir) / 1024.0, 1) for v in ('plain', 'fast')}
+            report['peak_rss_mb']['%s_infer_batch32' % net] = {
+                v: round(child('--child', net, v, 32, 'infer', param_dir) / 1024.0, 1) for v in ('plain', 'fast')}
+        if not args.no_onnx:
+            if 'y1' not in args.nets.split(','):
+                write_live_params('y1', 'plain', params_path(param_dir, 'y1', 'plain'))
+                write_live_params('y1', 'relu', params_path(param_dir, 'y1', 'relu'))
+            try:
+                report['onnxruntime_y1'] = {'batch%d' % b: child('--case', 'y1', b, 'onnx', args.seconds, param_dir)
+                                            for b in (1, 32)}
+            except subprocess.CalledProcessError as err:  # optional comparison: say why it did not run
+                report['onnxruntime_y1'] = 'skipped: %s' % (err.stderr or '').strip().splitlines()[-1:]
     print(json.dumps(report, indent=1))
 
 

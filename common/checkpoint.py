@@ -115,8 +115,9 @@ def load_inference_module(prefix, epoch, ctx, data_shape, layer='fc1', fast_cpu=
     """A Module running `<layer>_output` of a checkpoint, bound for inference at `data_shape`.
 
     The loaded graph gets an explicit Flatten before each FullyConnected (mxnet 1.9.1's oneDNN
-    inference graph needs it for 2019 GDC heads) and, on a CPU context with fast_cpu, the fast
-    PReLU formulation; outputs are identical either way. Extra params (fc7 of a training
+    inference graph needs it for 2019 GDC heads) and, on a CPU context with fast_cpu, PReLU as
+    two oneDNN operators with weights computed from the slopes once (prelu_for_inference);
+    outputs are the same to float precision either way. Extra params (fc7 of a training
     checkpoint) are ignored.
     """
     from common import symbol_rewrite  # imported here: only inference needs the rewrites
@@ -130,7 +131,8 @@ def load_inference_module(prefix, epoch, ctx, data_shape, layer='fc1', fast_cpu=
     symbol = internals[output]
     contexts = ctx if isinstance(ctx, (list, tuple)) else [ctx]
     if fast_cpu and all(c.device_type == 'cpu' for c in contexts):
-        symbol = symbol_rewrite.fast_prelu_symbol(symbol, data_shape=(1,) + tuple(data_shape[1:]))
+        symbol, arg_params = symbol_rewrite.prelu_for_inference(symbol, arg_params,
+                                                                (1,) + tuple(data_shape[1:]))
     symbol = symbol_rewrite.flatten_fc_inputs(symbol)
     model = mx.mod.Module(symbol=symbol, context=ctx, label_names=None)
     model.bind(data_shapes=[('data', tuple(data_shape))], for_training=False)

@@ -7,14 +7,15 @@ import mxnet as mx
 _PLACEHOLDER = '__rewrite_input%d__'
 
 
-def fast_prelu(data, gamma, num_channels, name):
-    """PReLU of 4-D `data` with per-channel `gamma`, from operators oneDNN runs natively.
+def fast_prelu(data, gamma, num_channels, name, shared=False):
+    """PReLU of 4-D `data` with per-channel `gamma` (or one shared slope), from oneDNN-native operators.
 
     prelu(x) = relu(x) + (-gamma) * relu((-1) * x), both products being depthwise 1x1
     convolutions: oneDNN fuses the first with its relu and the second with the sum. Every step is
     exact, so outputs and gradients equal LeakyReLU(act_type='prelu') (the gamma gradient up to
     summation order), except the data gradient at exactly x = 0: 0 here, gamma there (both
-    valid; relu's slope at 0 is 0). The output keeps the name `name`.
+    valid; relu's slope at 0 is 0). The output keeps the name `name`. shared=True takes a (1,)
+    `gamma` (Gluon's nn.PReLU) and spreads it over the channels.
     """
     depthwise = dict(num_filter=num_channels, num_group=num_channels, kernel=(1, 1), no_bias=True)
     # Few, tiny weight operators (run on every forward; they cost about 10% at batch 1): the -1
@@ -24,6 +25,8 @@ def fast_prelu(data, gamma, num_channels, name):
     negated = mx.sym.Convolution(data, weight=minus_one, name=name + '_negate', **depthwise)
     negative_part = mx.sym.Activation(negated, act_type='relu', name=name + '_negative_part')
     minus_ones = mx.sym.full(shape=(num_channels,), val=-1.0, name=name + '_minus_ones')
+    if shared:
+        gamma = mx.sym.broadcast_to(gamma, shape=(num_channels,), name=name + '_spread')
     minus_gamma = mx.sym.elemwise_mul(gamma, minus_ones, name=name + '_minus_gamma')
     minus_gamma = mx.sym.reshape(minus_gamma, shape=(num_channels, 1, 1, 1), name=name + '_minus_gamma_w')
     scaled = mx.sym.Convolution(negative_part, weight=minus_gamma, name=name + '_scale', **depthwise)
@@ -47,7 +50,8 @@ def _replace_nodes(sym, replace):
 
     `replace` gets the JSON node, all JSON nodes (to look its inputs up) and one placeholder
     Variable per node input; it returns None (keep the node) or a Symbol built on those
-    placeholders whose first output takes the node's place.
+    placeholders (and on new Variables, which become new arguments) whose first output takes
+    the node's place.
     """
     graph = json.loads(sym.tojson())
     new_nodes = []
@@ -77,7 +81,7 @@ def _replace_nodes(sym, replace):
             return [first[0], first[1] + sub_input[1], 0]
 
         for sub_index, sub_node in enumerate(sub['nodes']):
-            if sub_node['op'] == 'null':
+            if sub_node['op'] == 'null' and sub_node['name'] in inputs:
                 sub_entries[sub_index] = inputs[sub_node['name']]
                 continue
             copied = dict(sub_node)
@@ -95,16 +99,8 @@ def _replace_nodes(sym, replace):
     return mx.sym.load_json(json.dumps(graph))
 
 
-def fast_prelu_symbol(sym, data_shape=(1, 3, 112, 112)):
-    """`sym` with every per-channel LeakyReLU(prelu) on a 4-D input replaced by fast_prelu.
-
-    The arguments (names, order, attributes such as the gammas' Constant(0.25) init) and the
-    outputs' names stay the same, so the same params load and `<name>_output` internals still
-    exist. A PReLU with one shared slope (Gluon nn.PReLU) or on a 2-D input is left as it is.
-    `data_shape` is only used to learn channel counts; any size the network accepts will do.
-    """
-    if not any(_is_prelu(node) for node in json.loads(sym.tojson())['nodes']):
-        return sym
+def _rewritable_prelus(sym, data_shape):
+    """{node name: (channel count, shared slope?)} of the PReLUs on 4-D inputs in `sym`."""
     internals = sym.get_internals()
     try:
         arg_shapes, out_shapes, _ = internals.infer_shape_partial(data=tuple(data_shape))
@@ -114,17 +110,93 @@ def fast_prelu_symbol(sym, data_shape=(1, 3, 112, 112)):
                          % (tuple(data_shape), str(err).splitlines()[0])) from None
     outputs = dict(zip(internals.list_outputs(), out_shapes or []))
     args = dict(zip(internals.list_arguments(), arg_shapes or []))
-
-    def replace(node, nodes, inputs):
+    nodes = json.loads(sym.tojson())['nodes']
+    channels = {}
+    for node in nodes:
         if not _is_prelu(node):
-            return None
+            continue
         shape = tuple(outputs.get(node['name'] + '_output') or ())
         gamma_shape = tuple(args.get(nodes[node['inputs'][1][0]]['name']) or ())
-        if len(shape) != 4 or shape[1] <= 0 or gamma_shape != (shape[1],):
+        if len(shape) == 4 and shape[1] > 0 and gamma_shape in ((shape[1],), (1,)):
+            channels[node['name']] = (shape[1], gamma_shape == (1,) and shape[1] != 1)
+    return channels
+
+
+def fast_prelu_symbol(sym, data_shape=(1, 3, 112, 112)):
+    """`sym` with every per-channel LeakyReLU(prelu) on a 4-D input replaced by fast_prelu.
+
+    The arguments (names, order, attributes such as the gammas' Constant(0.25) init) and the
+    outputs' names stay the same, so the same params load and `<name>_output` internals still
+    exist. A PReLU with one shared slope (Gluon nn.PReLU) is rewritten too; one on a 2-D input
+    (an embedding head, a tiny tensor) is left as it is.
+    `data_shape` is only used to learn channel counts; any size the network accepts will do.
+    """
+    if not any(_is_prelu(node) for node in json.loads(sym.tojson())['nodes']):
+        return sym
+    channels = _rewritable_prelus(sym, data_shape)
+
+    def replace(node, nodes, inputs):
+        if node['name'] not in channels:
             return None
-        return fast_prelu(inputs[0], inputs[1], shape[1], node['name'])
+        count, shared = channels[node['name']]
+        return fast_prelu(inputs[0], inputs[1], count, node['name'], shared=shared)
 
     return _replace_nodes(sym, replace)
+
+
+def _depthwise_scale(data, weight_name, num_channels, name):
+    weight = mx.sym.Variable(weight_name, shape=(num_channels, 1, 1, 1))
+    return mx.sym.Convolution(data, weight=weight, num_filter=num_channels, num_group=num_channels,
+                              kernel=(1, 1), no_bias=True, name=name)
+
+
+def prelu_for_inference(sym, arg_params, data_shape=(1, 3, 112, 112)):
+    """(symbol, arg_params) running every per-channel PReLU of `sym` as 2 oneDNN operators.
+
+    For inference only: the slopes are read from arg_params once and turned into depthwise 1x1
+    weights (new `<name>_linear_weight` / `<name>_kink_weight` params added to a copy of
+    arg_params), so no weight arithmetic runs per forward. With all slopes of a PReLU at most 1,
+    prelu(x) = relu((1 - gamma) * x) + gamma * x: the relu fuses into its convolution and the sum
+    into it too, 2 operators instead of fast_prelu's 3 (the two terms add up to x with one
+    rounding for x > 0, so outputs match to float precision, not bit for bit). A PReLU with a
+    slope above 1 is concave, which no relu plus linear term can give: it keeps fast_prelu's
+    exact form, with `<name>_negate_weight` (-1) and `<name>_scale_weight` (-gamma) as params.
+    A shared slope (Gluon's nn.PReLU) is spread over the channels; 2-D PReLUs are left as they are.
+    """
+    channels = _rewritable_prelus(sym, data_shape)
+    params = dict(arg_params)
+
+    def replace(node, nodes, inputs):
+        name = node['name']
+        if name not in channels:
+            return None
+        gamma_name = nodes[node['inputs'][1][0]]['name']
+        if gamma_name not in arg_params:
+            raise ValueError("arg_params has no %r: the slopes of PReLU %r are needed to rewrite it "
+                             "for inference" % (gamma_name, name))
+        count, shared = channels[name]
+        gamma = arg_params[gamma_name].astype('float32').reshape((-1, 1, 1, 1))
+        if shared:
+            gamma = mx.nd.broadcast_to(gamma, shape=(count, 1, 1, 1))
+        if float(gamma.max().asscalar()) <= 1.0:
+            params[name + '_linear_weight'] = gamma
+            params[name + '_kink_weight'] = 1.0 - gamma
+            linear = _depthwise_scale(inputs[0], name + '_linear_weight', count, name + '_linear')
+            kink = _depthwise_scale(inputs[0], name + '_kink_weight', count, name + '_kink')
+            kink = mx.sym.Activation(kink, act_type='relu', name=name + '_kink_relu')
+            # The sum's other operand feeds nothing else (see fast_prelu).
+            return mx.sym.elemwise_add(kink, linear, name=name)
+        params[name + '_negate_weight'] = mx.nd.full((count, 1, 1, 1), -1.0)
+        params[name + '_scale_weight'] = -gamma
+        negative = _depthwise_scale(inputs[0], name + '_negate_weight', count, name + '_negate')
+        negative = mx.sym.Activation(negative, act_type='relu', name=name + '_negative_part')
+        scaled = _depthwise_scale(negative, name + '_scale_weight', count, name + '_scale')
+        positive = mx.sym.Activation(inputs[0], act_type='relu', name=name + '_positive_part')
+        return mx.sym.elemwise_add(scaled, positive, name=name)
+
+    if not channels:
+        return sym, params
+    return _replace_nodes(sym, replace), params
 
 
 def flatten_fc_inputs(sym):
@@ -147,6 +219,7 @@ def flatten_fc_inputs(sym):
     return _replace_nodes(sym, replace)
 
 
-def cpu_inference_symbol(sym, data_shape=(1, 3, 112, 112)):
-    """fast_prelu_symbol and flatten_fc_inputs: bind the result with for_training=False."""
-    return flatten_fc_inputs(fast_prelu_symbol(sym, data_shape))
+def cpu_inference_model(sym, arg_params, data_shape=(1, 3, 112, 112)):
+    """prelu_for_inference and flatten_fc_inputs: bind the result with for_training=False."""
+    sym, arg_params = prelu_for_inference(sym, arg_params, data_shape)
+    return flatten_fc_inputs(sym), arg_params

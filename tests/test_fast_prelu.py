@@ -9,7 +9,8 @@ import pytest
 
 from common import checkpoint
 from common import symbol_rewrite
-from common.symbol_rewrite import cpu_inference_symbol, fast_prelu_symbol, flatten_fc_inputs
+from common.symbol_rewrite import (cpu_inference_model, fast_prelu_symbol, flatten_fc_inputs,
+                                   prelu_for_inference)
 from recognition import config_loader
 from recognition.symbol import get_embedding_symbol
 
@@ -105,10 +106,13 @@ def test_plain_prelu_after_an_operator_gets_gamma_times_the_gamma_gradient():
     np.testing.assert_allclose(dg1, true, rtol=1e-5, atol=1e-6)
 
 
-def broadcast_prelu_symbol(sym):
-    """A second, independent PReLU rewrite (relu + broadcast product) as a gradient reference."""
+def broadcast_prelu_symbol(sym, skip=()):
+    """A second, independent PReLU rewrite (relu + broadcast product) as a gradient reference.
+
+    For 4-D inputs only: name any PReLU on a 2-D input in `skip`.
+    """
     def replace(node, nodes, inputs):
-        if node['op'] != 'LeakyReLU':
+        if node['op'] != 'LeakyReLU' or node['name'] in skip:
             return None
         data, gamma = inputs
         positive = mx.sym.relu(data)
@@ -185,16 +189,42 @@ def test_switch_off_gives_the_2019_leakyrelu_graph(make_config):
     assert fast_prelu_symbol(fast) is fast
 
 
-def test_shared_slope_and_2d_prelus_are_left_alone():
+def shared_slope_net():
+    """conv -> Gluon-style PReLU (one slope `alpha` of shape (1,)) -> FC -> 2-D PReLU."""
     data = mx.sym.Variable('data')
-    conv = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), name='conv')
-    # Gluon's nn.PReLU: one slope for all channels.
+    conv = mx.sym.Convolution(data * 1.0, num_filter=4, kernel=(3, 3), name='conv')
     shared = mx.sym.LeakyReLU(conv, gamma=mx.sym.Variable('shared_alpha', shape=(1,)),
                               act_type='prelu', name='shared')
     flat = mx.sym.FullyConnected(shared, num_hidden=6, name='fc')
-    vector = mx.sym.LeakyReLU(flat, act_type='prelu', name='fc_relu')
-    rewritten = fast_prelu_symbol(vector, data_shape=(1, 3, 8, 8))
-    assert rewritten.tojson() == vector.tojson()
+    return mx.sym.LeakyReLU(flat, act_type='prelu', name='fc_relu')
+
+
+def test_shared_slope_prelu_is_rewritten_and_2d_prelu_left_alone():
+    sym = shared_slope_net()
+    fast = fast_prelu_symbol(sym, data_shape=(1, 3, 8, 8))
+    assert [n['name'] for n in json.loads(fast.tojson())['nodes'] if n['op'] == 'LeakyReLU'] == ['fc_relu']
+    assert fast.list_arguments() == sym.list_arguments()
+    assert fast.infer_shape(data=(2, 3, 8, 8)) == sym.infer_shape(data=(2, 3, 8, 8))
+    rng = np.random.RandomState(8)
+    args, aux = random_params(sym, (2, 3, 8, 8))
+    args['shared_alpha'] = mx.nd.array([0.3])
+    args['fc_relu_gamma'] = mx.nd.array(rng.uniform(0.05, 0.5, 6))
+    data = mx.nd.array(rng.normal(size=(2, 3, 8, 8)))
+    out_grad = rng.normal(size=(2, 6))
+    out0, grads0 = run(sym, data, args, aux, True, out_grad)
+    out1, grads1 = run(fast, data, args, aux, True, out_grad)
+    np.testing.assert_allclose(out1, out0, rtol=1e-5, atol=1e-6)
+    # The shared slope's gradient sums over every channel; checked against the broadcast rewrite
+    # (mxnet's own LeakyReLU gets it wrong behind another operator, as for per-channel slopes).
+    _, reference = run(broadcast_prelu_symbol(sym, skip=('fc_relu',)), data, args, aux, True, out_grad)
+    assert grads1['shared_alpha'].shape == (1,)
+    for name in grads0:
+        expected = reference[name] if name == 'shared_alpha' else grads0[name]
+        np.testing.assert_allclose(grads1[name], expected, rtol=1e-4, atol=1e-5, err_msg=name)
+    inference, params = prelu_for_inference(sym, args, data_shape=(1, 3, 8, 8))
+    assert 'shared_alpha' not in inference.list_arguments() and 'fc_relu_gamma' in inference.list_arguments()
+    np.testing.assert_allclose(params['shared_kink_weight'].asnumpy(), np.full((4, 1, 1, 1), 0.7), rtol=1e-6)
+    np.testing.assert_allclose(inference_run(inference, params, data), out0, rtol=1e-5, atol=1e-6)
 
 
 def test_wrong_data_shape_says_what_to_pass(make_config):
@@ -234,8 +264,9 @@ def test_rewritten_2019_checkpoint_gives_identical_embeddings(make_config, tmp_p
     assert fast.list_arguments() == loaded.list_arguments()
     np.testing.assert_allclose(embed(fast, for_training=True), reference, rtol=1e-5, atol=1e-4)
     # Bound for inference, oneDNN fuses conv+BN(+relu); the folded BN changes rounding only.
-    np.testing.assert_allclose(embed(cpu_inference_symbol(loaded), for_training=False), reference,
-                               rtol=1e-3, atol=1e-3)
+    inference, arg_params = cpu_inference_model(loaded, arg_params)
+    assert 'LeakyReLU' not in ops(inference)
+    np.testing.assert_allclose(embed(inference, for_training=False), reference, rtol=1e-3, atol=1e-3)
 
 
 def test_flatten_fc_inputs_fixes_the_2019_gdc_head_bound_for_inference():
@@ -257,3 +288,106 @@ def test_flatten_fc_inputs_fixes_the_2019_gdc_head_bound_for_inference():
     for _ in range(3):  # without the Flatten, the second forward fails
         exe.arg_dict['data'][:] = x
         np.testing.assert_allclose(exe.forward(is_train=False)[0].asnumpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def inference_run(sym, params, x):
+    """Output of `sym` bound for inference (oneDNN fusion on), forwarded twice to catch stale buffers."""
+    exe = sym.simple_bind(mx.cpu(), data=x.shape, grad_req='null')
+    exe.copy_params_from({k: v for k, v in params.items() if k in exe.arg_dict}, allow_extra_params=True)
+    outputs = []
+    for _ in range(2):
+        exe.arg_dict['data'][:] = x
+        outputs.append(exe.forward(is_train=False)[0].asnumpy())
+    np.testing.assert_array_equal(outputs[1], outputs[0])
+    return outputs[0]
+
+
+def conv_prelu_net(num_channels=3):
+    """conv -> PReLU -> conv: each PReLU input made by an operator, as in the real networks."""
+    data = mx.sym.Variable('data')
+    conv = mx.sym.Convolution(data, num_filter=num_channels, kernel=(3, 3), pad=(1, 1), name='conv')
+    act = mx.sym.LeakyReLU(conv, act_type='prelu', name='act')
+    return mx.sym.Convolution(act, num_filter=2, kernel=(1, 1), name='out')
+
+
+@pytest.mark.parametrize('gamma, form', [
+    ([0.25, -0.7, 0.0], 'kink'),      # slopes <= 1: relu((1 - g) x) + g x, two operators
+    ([0.25, 1.0, -0.3], 'kink'),      # a slope of exactly 1 is still convex
+    ([0.25, 1.6, 0.1], 'negate'),     # a slope above 1 (concave): the exact 3-operator form
+])
+def test_prelu_for_inference_gives_the_prelu_outputs(gamma, form):
+    rng = np.random.RandomState(0)
+    x = mx.nd.array(rng.normal(size=(2, 4, 6, 6)))
+    sym = conv_prelu_net()
+    args, _ = random_params(sym, x.shape)
+    args['act_gamma'] = mx.nd.array(gamma)
+    expected = inference_run(sym, args, x)
+    conv_out = inference_run(sym.get_internals()['conv_output'], args, x)
+    g = np.array(gamma, np.float32).reshape(1, 3, 1, 1)
+    prelu = np.where(conv_out > 0, conv_out, g * conv_out)
+    assert (conv_out < 0).any() and (conv_out > 0).any()
+    rewritten, params = prelu_for_inference(sym, args, data_shape=x.shape)
+    assert 'LeakyReLU' not in ops(rewritten) and 'act_gamma' not in rewritten.list_arguments()
+    weights = {'kink': ('act_linear_weight', 'act_kink_weight'),
+               'negate': ('act_negate_weight', 'act_scale_weight')}[form]
+    assert set(weights) <= set(rewritten.list_arguments())
+    expected_weights = {'act_linear_weight': g, 'act_kink_weight': 1 - g,
+                        'act_negate_weight': -np.ones_like(g), 'act_scale_weight': -g}
+    for name in weights:
+        np.testing.assert_allclose(params[name].asnumpy().reshape(1, 3, 1, 1), expected_weights[name])
+    # The original params stay as they were (a copy is extended).
+    assert 'act_linear_weight' not in args and 'act_negate_weight' not in args
+    # Two operators per PReLU in the kink form (conv+relu fused, conv+sum fused), three otherwise.
+    assert ops(rewritten).count('Convolution') == 2 + 2
+    np.testing.assert_allclose(inference_run(rewritten, params, x), expected, rtol=1e-5, atol=1e-6)
+    # And the PReLU itself, not only the net's output.
+    internals = rewritten.get_internals()
+    np.testing.assert_allclose(inference_run(internals['act_output'], params, x), prelu,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_prelu_for_inference_names_a_missing_slope():
+    sym = conv_prelu_net()
+    args, _ = random_params(sym, (1, 4, 6, 6))
+    del args['act_gamma']
+    with pytest.raises(ValueError, match="arg_params has no 'act_gamma'.*PReLU 'act'"):
+        prelu_for_inference(sym, args, data_shape=(1, 4, 6, 6))
+
+
+def test_prelu_for_inference_leaves_2d_and_prelu_free_graphs_alone():
+    data = mx.sym.Variable('data')
+    flat = mx.sym.FullyConnected(data, num_hidden=6, name='fc')
+    vector = mx.sym.LeakyReLU(flat, act_type='prelu', name='fc_relu')
+    args = {'fc_relu_gamma': mx.nd.array(np.full(6, 0.3))}
+    rewritten, params = prelu_for_inference(vector, args, data_shape=(1, 3, 8, 8))
+    assert rewritten.tojson() == vector.tojson() and params == args
+    relu = mx.sym.Activation(flat, act_type='relu')
+    assert prelu_for_inference(relu, {}, data_shape=(1, 3, 8, 8))[0] is relu
+
+
+@pytest.mark.parametrize('network, overrides', [
+    ('y1', dict(net_blocks=[1, 1, 1, 1], emb_size=16, net_output='GDC')),
+    ('r50', dict(num_layers=18, emb_size=16, net_output='E')),
+    ('mnas05', dict(emb_size=16)),  # Gluon blocks: one shared slope per PReLU
+])
+def test_prelu_for_inference_on_whole_networks(make_config, network, overrides):
+    """Two operators per PReLU (all slopes <= 1 here) and the plain network's embedding."""
+    config = make_config(network, **overrides)
+    plain = quiet_build(config)
+    shape = (2, 3, 112, 112)
+    args, aux = random_params(plain, shape, seed=6)
+    prelus = ops(plain).count('LeakyReLU')
+    rewritten, params = cpu_inference_model(plain, args, data_shape=(1, 3, 112, 112))
+    assert ops(rewritten).count('LeakyReLU') == 0
+    # conv x2, relu and sum instead of each PReLU: no per-forward weight arithmetic.
+    operators = [op for op in ops(rewritten) if op not in ('null', 'Flatten')]
+    assert len(operators) == len([op for op in ops(plain) if op not in ('null', 'Flatten')]) + 3 * prelus
+    assert operators.count('Convolution') == ops(plain).count('Convolution') + 2 * prelus
+    data = mx.nd.array(np.random.RandomState(7).uniform(0, 255, shape))
+    expected, _ = run(plain, data, args, aux, is_train=False)
+    exe = rewritten.simple_bind(mx.cpu(), data=shape, grad_req='null')
+    exe.copy_params_from(params, aux, allow_extra_params=True)
+    exe.arg_dict['data'][:] = data
+    got = exe.forward(is_train=False)[0].asnumpy()
+    assert np.abs(expected).max() > 1e-2  # a live network, not one that rounds to zero
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.abs(expected).max())
