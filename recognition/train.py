@@ -399,9 +399,6 @@ def train_net(args, config):
         if args.resume and 'async' in args.kvstore:
             raise ValueError("--resume does not work with --kvstore dist_async: its optimizer "
                              "state lives on the servers; use dist_sync")
-        if config.loss_name in losses.TRIPLET_LOSSES:
-            raise NotImplementedError("--kvstore %s with a triplet loss: the triplet iterator does "
-                                      "not split the data between workers yet" % args.kvstore)
         kv = mx.kv.create(args.kvstore)  # waits until the scheduler sees every node
         rank, num_workers = kv.rank, kv.num_workers
         print('worker', rank, 'of', num_workers)
@@ -439,7 +436,7 @@ def train_net(args, config):
             rand_mirror=config.data_rand_mirror, mean=None, cutoff=config.data_cutoff,
             ctx_num=args.ctx_num, images_per_identity=config.images_per_identity,
             triplet_params=[config.triplet_bag_size, config.triplet_alpha, config.triplet_max_ap],
-            mx_model=model, seed=args.seed)
+            mx_model=model, seed=args.seed, num_parts=num_workers, part_index=rank)
         metrics = [LossValueMetric()]
     else:
         train_dataiter = FaceImageIter(
@@ -488,10 +485,17 @@ def train_net(args, config):
         train_dataiter.reset()
 
     train_dataiter = mx.io.PrefetchingIter(train_dataiter)
-    model.fit(train_dataiter, begin_epoch=begin_epoch, num_epoch=999999, eval_data=None, eval_metric=eval_metrics,
-              kvstore=kv, optimizer=opt, initializer=initializer, arg_params=arg_params,
-              aux_params=aux_params, allow_missing=True, batch_end_callback=callback,
-              epoch_end_callback=None)
+    try:
+        model.fit(train_dataiter, begin_epoch=begin_epoch, num_epoch=999999, eval_data=None,
+                  eval_metric=eval_metrics, kvstore=kv, optimizer=opt, initializer=initializer,
+                  arg_params=arg_params, aux_params=aux_params, allow_missing=True,
+                  batch_end_callback=callback, epoch_end_callback=None)
+    finally:
+        # The callback ends training with sys.exit (as in 2019). Stop the prefetch thread first:
+        # a triplet iterator there holds the model, and with it a dist kvstore, which then
+        # outlives the interpreter and aborts the process ("terminate called ...").
+        train_dataiter.__del__()
+        del train_dataiter, model, callback
 
 
 def main(argv=None):

@@ -88,12 +88,18 @@ class TripletFaceImageIter(image_iter.FaceImageIter):
     `triplet_params` is [bag_size, alpha, max_ap]. `seed` seeds the iterator's own
     random.Random (identity and image order, per-image augmentation) and numpy RandomState
     (negative choice and triplet order), so a seeded run repeats exactly.
+
+    For multi-machine training, `num_parts` workers each mine from their own identities:
+    worker `part_index` takes every num_parts-th identity of the record file, so the parts are
+    disjoint and together cover the set (2019 had every worker mine from all of them).
     """
 
     def __init__(self, batch_size, data_shape, path_imgrec=None, shuffle=False, aug_list=None,
                  rand_mirror=False, cutoff=0, ctx_num=1, images_per_identity=0,
                  triplet_params=None, mx_model=None, data_name='data', label_name='softmax_label',
-                 num_threads=None, seed=None, **kwargs):
+                 num_threads=None, seed=None, num_parts=1, part_index=0, **kwargs):
+        if not 0 <= part_index < num_parts:
+            raise ValueError("part_index must be in 0..num_parts-1, got part %r of %r" % (part_index, num_parts))
         if not shuffle:
             raise ValueError("the triplet iterator needs shuffle=True (it always reshuffles identities)")
         if images_per_identity <= 0:
@@ -125,6 +131,8 @@ class TripletFaceImageIter(image_iter.FaceImageIter):
                              "triplet iterator needs an identity-structured .rec" % path_imgrec)
         self.ctx_num = ctx_num
         self.per_batch_size = per_batch_size
+        # Not FaceImageIter's num_parts (slices of one global batch): here whole identities.
+        self.identity_parts = (num_parts, part_index)
         self.images_per_identity = images_per_identity
         self.mx_model = mx_model
         self.triplet_bag_size = int(bag_size)
@@ -141,7 +149,8 @@ class TripletFaceImageIter(image_iter.FaceImageIter):
     def triplet_reset(self):
         """New identity order; each identity contributes its first images_per_identity shuffled images."""
         self.triplet_cur = 0
-        identities = list(self.id2range)
+        num_parts, part_index = self.identity_parts
+        identities = list(self.id2range)[part_index::num_parts]
         self.rng.shuffle(identities)
         self.triplet_seq = []
         for identity in identities:
@@ -150,8 +159,10 @@ class TripletFaceImageIter(image_iter.FaceImageIter):
             self.triplet_seq += keys[:self.images_per_identity]
         print('triplet_seq', len(self.triplet_seq))
         if len(self.triplet_seq) < self.triplet_bag_size:
-            raise ValueError("%s gives only %d images at images_per_identity=%d, fewer than the "
-                             "triplet bag_size %d" % (self.reader.rec_path, len(self.triplet_seq),
+            share = '' if num_parts == 1 else ' (the %d identities of worker %d of %d)' % (
+                len(identities), part_index, num_parts)
+            raise ValueError("%s gives only %d images%s at images_per_identity=%d, fewer than the "
+                             "triplet bag_size %d" % (self.reader.rec_path, len(self.triplet_seq), share,
                                                       self.images_per_identity, self.triplet_bag_size))
 
     def check_model(self):

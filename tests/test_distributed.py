@@ -117,6 +117,29 @@ def test_dist_sync_workers_match_a_single_process_with_the_same_global_batch(tmp
     assert any(not np.array_equal(w0[1][n].asnumpy(), w1[1][n].asnumpy()) for n in one[1])
 
 
+def test_dist_sync_triplet_training_mines_per_worker_and_keeps_workers_equal(tmp_path):
+    # 4 identities x 6 images; each worker mines bags of 6 from its own 2 identities x 3 images.
+    extra = ("loss.triplet.triplet_bag_size = 6\nloss.triplet.images_per_identity = 3\n"
+             "loss.triplet.triplet_alpha = 1.0\nnetwork.tiny.net_output = 'FC'\n")
+    config = write_config(tmp_path, max_steps=2, extra=extra)
+    worker = [sys.executable, '-m', 'recognition.train', '--config', config, '--network', 'tiny',
+              '--dataset', 'tiny', '--loss', 'triplet', '--models-root', str(tmp_path / 'dist'),
+              '--per-batch-size', '6', '--ctx', 'cpu', '--lr', '0.01', '--frequent', '1',
+              '--verbose', '2', '--ckpt', '2', '--seed', '3', '--kvstore', 'dist_sync']
+    code, out = run_launcher(['-n', '2', '-s', '1', '--timeout', '120', '--'] + worker)
+    assert code == 0, out
+    assert_all_gone(out)
+    # Each worker's epochs draw from its half of the identities (2 x images_per_identity 3).
+    assert out.count('triplet_seq 6') >= 2 and 'triplet_seq 12' not in out, out
+    run = 'tiny-triplet-tiny'
+    w0 = train.load_resume_state(str(tmp_path / 'dist' / run / 'model-resume.params'))
+    w1 = train.load_resume_state(str(tmp_path / 'dist' / run / 'worker1' / 'model-resume.params'))
+    assert w0[3]['global_step'] == w1[3]['global_step'] == 2
+    for name in w0[0]:
+        # different triplets per worker, one summed gradient: the weights stay equal
+        np.testing.assert_array_equal(w0[0][name].asnumpy(), w1[0][name].asnumpy(), err_msg=name)
+
+
 def test_a_failing_worker_stops_the_whole_job_quickly(tmp_path):
     # rank 0 waits in a dist_sync push for rank 1, which crashes: without the launcher's
     # check, rank 0, the server and the scheduler would wait forever.

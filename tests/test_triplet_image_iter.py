@@ -281,3 +281,26 @@ def test_fit_through_prefetching_iter_gives_a_finite_loss(rec):
 
 def test_2019_name_is_an_alias():
     assert triplet_image_iter.FaceImageIter is TripletFaceImageIter
+
+
+def test_workers_mine_from_disjoint_identity_shares(rec):
+    """With num_parts workers, each mines only its own every-num_parts-th identities."""
+    identities = {}
+    for part in range(2):
+        model = make_module()
+        it = make_iter(rec, model, bag=12, num_parts=2, part_index=part)
+        bind(model, it)
+        it.reset()
+        labels = {int(it.reader.read_image(key)[0]) for key in it.triplet_seq}
+        used = {int(it.reader.read_image(key)[0]) for key in it.seq}
+        assert used <= labels and len(it.triplet_seq) == 3 * 5
+        identities[part] = labels
+    assert identities[0] == {0, 2, 4} and identities[1] == {1, 3, 5}
+    # One worker alone sees all six identities (the first triplet_reset draws them in order).
+    alone = make_iter(rec, make_module(), bag=24)
+    assert {int(alone.reader.read_image(key)[0]) for key in alone.triplet_seq} == set(range(6))
+    with pytest.raises(ValueError, match='part_index must be in 0..num_parts-1'):
+        make_iter(rec, make_module(), num_parts=2, part_index=2)
+    # A share too small for the bag names the worker.
+    with pytest.raises(ValueError, match=r'only 15 images \(the 3 identities of worker 1 of 2\).*bag_size 24'):
+        make_iter(rec, make_module(), bag=24, num_parts=2, part_index=1)
