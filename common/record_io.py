@@ -1,10 +1,13 @@
 """Reading and writing the 2019 face-data formats: .lst lines, .rec/.idx records, property files."""
 import collections
+import itertools
+import multiprocessing
 import numbers
 import os
 import struct
 import uuid
 
+import cv2
 import mxnet as mx
 import numpy as np
 
@@ -60,6 +63,35 @@ def format_lst_line(aligned, path, label, bbox=None, landmark=None):
 PROPERTY_NAME = 'property'
 
 Property = collections.namedtuple('Property', ['num_classes', 'image_size'])
+
+
+def encode_image(img, encoding='.jpg', quality=95):
+    """`img` (HxW or HxWxC uint8, BGR) encoded as mx.recordio.pack_img does; None if it fails."""
+    if encoding == '.jpg':
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    else:
+        params = [cv2.IMWRITE_PNG_COMPRESSION, quality]
+    ok, buf = cv2.imencode(encoding, img, params)
+    return buf.tobytes() if ok else None
+
+
+def map_in_order(items, function, num_workers, round_size=2048):
+    """Yield (item, function(item)) in input order, with num_workers processes when > 1.
+
+    Items are taken `round_size` at a time, so a long list is never held in memory; the order
+    makes a multi-process pack write the same records as one process.
+    """
+    items = iter(items)
+    if num_workers <= 1:
+        for item in items:
+            yield item, function(item)
+        return
+    with multiprocessing.Pool(num_workers) as pool:
+        while True:
+            batch = list(itertools.islice(items, round_size))
+            if not batch:
+                return
+            yield from zip(batch, pool.map(function, batch, chunksize=16))
 
 
 class RecordFormatError(ValueError):
@@ -155,6 +187,30 @@ def pack_record(label, record_id, data):
     values = np.asarray(label, dtype=np.float32).reshape(-1)
     return (struct.pack(_IR_FORMAT, values.size, 0.0, record_id, 0)
             + values.astype('<f4').tobytes() + bytes(data))
+
+
+def write_keyed_records(rec_path, records, idx_path=None):
+    """Write (key, record bytes) pairs in the given order; .rec and .idx appear only when complete.
+
+    For tools that keep 2019 keys or record order verbatim (relabel, clean); new datasets use
+    IdentityRecordWriter, which numbers the keys itself.
+    """
+    rec_path = os.fspath(rec_path)
+    idx_path = os.fspath(idx_path) if idx_path else idx_path_for(rec_path)
+    tmp_rec, tmp_idx = _temporary_name(rec_path), _temporary_name(idx_path)
+    out = mx.recordio.MXIndexedRecordIO(tmp_idx, tmp_rec, 'w')
+    try:
+        for key, record in records:
+            out.write_idx(key, record)
+        out.close()
+        # The .rec goes first: a reader finding the new .idx can rely on the new .rec.
+        os.replace(tmp_rec, rec_path)
+        os.replace(tmp_idx, idx_path)
+    except BaseException:
+        out.close()
+        _remove_quietly(tmp_rec)
+        _remove_quietly(tmp_idx)
+        raise
 
 
 class IdentityRecordWriter:

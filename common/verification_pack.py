@@ -175,7 +175,7 @@ def read_lfw_pairs(pairs_path):
 def lfw_pair_paths(lfw_dir, pairs, file_ext='jpg'):
     """(paths, issame_list) for LFW pairs: <dir>/<name>/<name>_<%04d>.<ext>, two paths per pair.
 
-    Pairs with a missing image are left out and counted, as the original did
+    Pairs with a missing image are left out, each named, and counted, as the original did
     ("Skipped N image pairs").
     """
     def image_path(name, number):
@@ -196,6 +196,8 @@ def lfw_pair_paths(lfw_dir, pairs, file_ext='jpg'):
             issame_list.append(issame)
         else:
             skipped += 1
+            missing = [path for path in (path0, path1) if not os.path.exists(path)]
+            print('pair skipped, missing image: %s' % ' '.join(missing))
     if skipped > 0:
         print('Skipped %d image pairs' % skipped)
     return paths, issame_list

@@ -395,6 +395,23 @@ def check_bgr_image(img, what='the image'):
         raise ValueError("%s must be uint8 pixels in [0, 255], got dtype %s" % (what, img.dtype))
 
 
+def central_face(boxes, height, width):
+    """Row of the face to keep among `boxes` (N x 4+, [x1 y1 x2 y2 ...]) in a height x width image.
+
+    The 2019 packers' rule: argmax of box area (x2 - x1) * (y2 - y1) minus twice the squared
+    distance of the box centre from the image centre (width / 2, height / 2); ties go to the
+    first row.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.ndim != 2 or boxes.shape[0] == 0 or boxes.shape[1] < 4:
+        raise ValueError("central_face: expected boxes N x 4 (or N x 5 with scores), N >= 1, "
+                         "got shape %s" % (boxes.shape,))
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    offset_x = (boxes[:, 0] + boxes[:, 2]) / 2.0 - width / 2.0
+    offset_y = (boxes[:, 1] + boxes[:, 3]) / 2.0 - height / 2.0
+    return int(np.argmax(areas - 2.0 * (offset_x ** 2 + offset_y ** 2)))
+
+
 # ---------------------------------------------------------------------------------------------
 
 class MtcnnDetector:

@@ -111,8 +111,9 @@ def get_symbol(config, per_batch_size, fast_prelu=False):
 def embedding_symbol(sym):
     internals = sym.get_internals()
     if 'fc1_output' not in internals.list_outputs():
-        raise ValueError("the network has no 'fc1' node (net_output 'Z' or 'A' heads): "
-                         "it cannot be saved as an embedding checkpoint")
+        raise ValueError("the network has no 'fc1' node (net_output 'Z', 'A', 'AX', 'B' and 'BX' end elsewhere): "
+                         "it cannot be saved as an embedding checkpoint nor evaluated; choose "
+                         "another net_output (e.g. 'E', 'GDC', 'GAP')")
     return internals['fc1_output']
 
 
@@ -275,7 +276,10 @@ class BatchEndCallback:
         arg, aux = get_params_synced(self.model)
         if self.config.ckpt_embedding:
             sym = self.embedding
-            arg = {k: v for k, v in arg.items() if not k.startswith('fc7')}
+            # Only the embedding's own arrays: not fc7, nor a loss head's state such as
+            # SphereFace's sphereface_step (2019 dropped fc7* args and had no such state).
+            arg = {k: v for k, v in arg.items() if k in set(sym.list_arguments())}
+            aux = {k: v for k, v in aux.items() if k in set(sym.list_auxiliary_states())}
         else:
             sym = self.sym
         print('saving', msave)
@@ -392,6 +396,21 @@ def restore_optimizer_states(model, optimizer_states):
         model.load_optimizer_states(states_file)
 
 
+def stop_prefetching(prefetching_iter):
+    """End the threads of an mx.io.PrefetchingIter and wait for them.
+
+    Its own __del__ can hang: a thread busy in next() when it runs clears the wake-up event
+    afterwards and then waits on it forever. Setting the events until the thread is gone
+    cannot miss.
+    """
+    prefetching_iter.started = False
+    for thread in prefetching_iter.prefetch_threads:
+        while thread.is_alive():
+            for event in prefetching_iter.data_taken:
+                event.set()
+            thread.join(timeout=0.05)
+
+
 def train_net(args, config):
     ctx = get_contexts(args.ctx)
     kv, rank, num_workers = args.kvstore, 0, 1
@@ -422,8 +441,11 @@ def train_net(args, config):
         _, arg_params, aux_params = checkpoint.load_checkpoint(args.pretrained, args.pretrained_epoch)
     fast_prelu = config.get('fast_prelu', True) and all(c.device_type == 'cpu' for c in ctx)
     sym = get_symbol(config, args.per_batch_size, fast_prelu=fast_prelu)
-    with mx.name.NameManager():  # checkpoints and FLOPs use the 2019 graph
-        embedding = get_embedding_symbol(config)
+    # Checkpoints and FLOPs use the 2019 graph: the embedding, or with ckpt_embedding = False
+    # the whole training graph.
+    saved_sym = get_symbol(config, args.per_batch_size) if fast_prelu else sym
+    with mx.name.NameManager():
+        embedding = embedding_symbol(get_embedding_symbol(config))
     if config.count_flops:
         flops = count_flops(embedding, data=(1,) + data_shape)
         print('Network FLOPs: %d' % flops)
@@ -455,7 +477,7 @@ def train_net(args, config):
     # global batch (2019 divided by ctx_num only, i.e. a W times larger step).
     opt = make_optimizer(args, rescale_grad=1.0 / (args.ctx_num * num_workers))
     ver_sets = load_verification_sets(config, image_size)
-    callback = BatchEndCallback(args, config, model, opt, prefix, sym, ver_sets, embedding=embedding)
+    callback = BatchEndCallback(args, config, model, opt, prefix, saved_sym, ver_sets, embedding=embedding)
     print('lr_steps', callback.lr_steps)
 
     # Bind and initialise before the prefetching thread starts, so that anything the iterator
@@ -494,7 +516,7 @@ def train_net(args, config):
         # The callback ends training with sys.exit (as in 2019). Stop the prefetch thread first:
         # a triplet iterator there holds the model, and with it a dist kvstore, which then
         # outlives the interpreter and aborts the process ("terminate called ...").
-        train_dataiter.__del__()
+        stop_prefetching(train_dataiter)
         del train_dataiter, model, callback
 
 

@@ -140,6 +140,26 @@ def test_no_nan_at_the_ends_of_the_angle_range():
         assert np.isfinite(array.asnumpy()).all()
 
 
+def test_atriplet_stays_finite_when_anchor_equals_positive_or_negative():
+    """arccos(1) has an infinite slope: both cosines are clipped to +-(1 - 1e-6) first (L2)."""
+    cfg = EasyDict(loss_name='atriplet', triplet_alpha=0.3)
+    with mx.name.NameManager():
+        sym = losses.get_training_symbol(cfg, mx.sym.Variable('data'), per_batch_size=3)
+    exe = sym.simple_bind(mx.cpu(), data=(3, 2), softmax_label=(3,))
+    # a = p exactly (a.p = 1), n opposite (a.n = -1): the loss is relu(0 - pi + 0.3) = 0.
+    exe.arg_dict['data'][:] = np.array([[3.0, 4.0], [0.6, 0.8], [-3.0, -4.0]])
+    exe.forward(is_train=True)
+    exe.backward()
+    assert exe.outputs[2].asnumpy()[0] == pytest.approx(0.0, abs=1e-6)
+    assert np.isfinite(exe.grad_dict['data'].asnumpy()).all()
+    # a = n (a.n = 1) and a.p = 0: loss pi/2 + 0.3 - ~0, with finite gradients.
+    exe.arg_dict['data'][:] = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]])
+    exe.forward(is_train=True)
+    exe.backward()
+    assert exe.outputs[2].asnumpy()[0] == pytest.approx(np.pi / 2 + 0.3, abs=2e-3)
+    assert np.isfinite(exe.grad_dict['data'].asnumpy()).all()
+
+
 def test_cross_entropy_output_stays_finite_when_probability_underflows():
     cfg = _make_config('margin_softmax', (64.0, 1.0, 0.0, 0.0), num_classes=2, emb_size=2)
     sym = losses.get_training_symbol(cfg, mx.sym.Variable('data'), per_batch_size=1)

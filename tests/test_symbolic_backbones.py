@@ -363,3 +363,14 @@ def test_gdc_head_on_a_width_it_cannot_group_is_a_clear_error(make_config):
     # m05 at multiplier 0.25 ends with 256 channels: 512 groups cannot divide them (2019 failed in mxnet)
     with pytest.raises(ValueError, match='divisible by 512'):
         get_embedding_symbol(make_config('m05', net_multiplier=0.25))
+
+
+def test_builders_print_their_settings_as_in_2019(make_config, capsys):
+    """fresnet prints 'se input output unit act', fmobilefacenet 'in_network <config>' (N10)."""
+    from recognition.symbol import get_embedding_symbol
+    get_embedding_symbol(make_config('r50'))
+    assert capsys.readouterr().out.splitlines()[-1] == '0 1 E 3 prelu'
+    config = make_config('y1')
+    get_embedding_symbol(config)
+    out = capsys.readouterr().out
+    assert out.startswith('in_network ') and "'net_output': 'GDC'" in out and "'emb_size': 128" in out

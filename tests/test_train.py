@@ -219,20 +219,66 @@ def test_every_softmax_type_loss_trains(tmp_path, capsys, loss):
     assert run_train(path, tmp_path, '--loss', loss) == 0
     assert 'saving 1' in capsys.readouterr().out
     prefix = str(tmp_path / 'models' / ('tiny-%s-tiny' % loss) / 'model')
-    _, args, _ = checkpoint.load_checkpoint(prefix, 1)
+    sym, args, aux = checkpoint.load_checkpoint(prefix, 1)
     assert all(np.isfinite(v.asnumpy()).all() for v in args.values())
+    # The embedding checkpoint holds exactly the embedding's arrays: no fc7, and no loss-head
+    # state such as SphereFace's sphereface_step.
+    assert sorted(args) == sorted(n for n in sym.list_arguments() if n != 'data')
+    assert sorted(aux) == sorted(sym.list_auxiliary_states())
 
 
-def test_prelu_network_trains_fast_and_saves_the_2019_graph(tmp_path):
-    path = write_config(tmp_path, max_steps=1, extra="network.tiny.net_act = 'prelu'\n")
+def test_resumed_triplet_run_mines_afresh_from_the_saved_weights(tmp_path, capsys):
+    """P6: triplets depend on the weights, so a resumed run starts a new mining round."""
+    extra = ("loss.triplet.triplet_bag_size = 12\nloss.triplet.images_per_identity = 3\n"
+             "loss.triplet.triplet_alpha = 1.0\n")
+    argv = ['--network', 'tiny', '--dataset', 'tiny', '--loss', 'triplet', '--models-root',
+            str(tmp_path / 'models'), '--per-batch-size', '6', '--ctx', 'cpu', '--lr', '0.01',
+            '--verbose', '2', '--ckpt', '2', '--seed', '3', '--frequent', '1']
+    for max_steps, more in ((1, []), (3, ['--resume'])):
+        path = write_config(tmp_path, max_steps=max_steps, extra=extra)
+        with pytest.raises(SystemExit) as stop:
+            train.main(['--config', path] + argv + more)
+        assert stop.value.code == 0
+    out = capsys.readouterr().out
+    resumed = out[out.index('resuming from'):]
+    assert 'at batch 2' in resumed.splitlines()[0]
+    assert 'call reset()' in resumed and 'found triplets' in resumed
+    state = train.load_resume_state(train.resume_path(str(tmp_path / 'models' / 'tiny-triplet-tiny' / 'model')))
+    # the two resumed batches are the first of a new epoch (stopped in epoch 0 after batch 2)
+    assert (state[3]['global_step'], state[3]['epoch'], state[3]['batches_done']) == (4, 1, 2)
+
+
+@pytest.mark.parametrize('ckpt_embedding', [True, False])
+def test_prelu_network_trains_fast_and_saves_the_2019_graph(tmp_path, ckpt_embedding):
+    extra = "network.tiny.net_act = 'prelu'\nconfig.ckpt_embedding = %r\n" % ckpt_embedding
+    path = write_config(tmp_path, max_steps=1, extra=extra)
     assert run_train(path, tmp_path) == 0
     prefix = str(tmp_path / 'models' / 'tiny-arcface-tiny' / 'model')
     sym, args, _ = checkpoint.load_checkpoint(prefix, 1)
-    ops = {node['op'] for node in json.loads(sym.tojson())['nodes']}
-    # trained with the oneDNN formulation, saved as plain LeakyReLU with the same gammas
-    assert 'LeakyReLU' in ops
+    ops = [node['op'] for node in json.loads(sym.tojson())['nodes']]
+    # trained with the oneDNN formulation, saved as plain LeakyReLU with the same gammas,
+    # the embedding or (ckpt_embedding = False) the whole 2019 training graph
+    assert 'LeakyReLU' in ops and '_full' not in ops and 'Reshape' not in ops
+    with mx.name.NameManager():
+        expected = train.get_symbol(train.parse_args(['--config', path, '--network', 'tiny', '--dataset',
+                                                      'tiny', '--loss', 'arcface'])[1], 4)
+    if ckpt_embedding:
+        assert sym.list_outputs() == ['fc1_output'] and 'fc7_weight' not in args
+    else:
+        assert sym.tojson() == expected.tojson() and 'fc7_weight' in args
     assert args['relu0_gamma'].shape == (64,)
     assert not np.allclose(args['relu0_gamma'].asnumpy(), 0.25)  # the slopes were trained
+
+
+@pytest.mark.parametrize('net_output', ['Z', 'A', 'B'])
+def test_heads_without_fc1_are_refused_before_training(tmp_path, net_output):
+    # 2019 failed later (KeyError in count_flops or at the first save); without count_flops
+    # it trained into checkpoints nothing could load as an embedding.
+    extra = "network.tiny.net_output = %r\nconfig.count_flops = False\n" % net_output
+    path = write_config(tmp_path, max_steps=1, extra=extra)
+    with pytest.raises(ValueError, match="no 'fc1' node.*choose another net_output"):
+        run_train(path, tmp_path)
+    assert not os.path.exists(str(tmp_path / 'models' / 'tiny-arcface-tiny' / 'model-0001.params'))
 
 
 def test_train_softmax_is_the_same_trainer(tmp_path):
@@ -274,3 +320,30 @@ def test_killing_training_at_any_moment_leaves_loadable_checkpoints(tmp_path):
         assert state['global_step'] >= 1 and 'fc7_weight' in arg
         for name in os.listdir(os.path.dirname(prefix)):  # leftovers only under hidden temporary names
             assert not name.endswith('.params') or name.startswith('model-'), name
+
+
+def test_stop_prefetching_ends_a_thread_caught_inside_next():
+    """mxnet's PrefetchingIter.__del__ hangs when its thread is inside next(); ours returns."""
+    import threading
+    import time
+
+    class SlowIter(mx.io.DataIter):
+        def __init__(self):
+            super().__init__(batch_size=1)
+            self.provide_data = [mx.io.DataDesc('data', (1, 2))]
+            self.provide_label = []
+
+        def next(self):
+            time.sleep(0.3)
+            return mx.io.DataBatch([mx.nd.zeros((1, 2))], [])
+
+        def reset(self):
+            pass
+
+    prefetching = mx.io.PrefetchingIter(SlowIter())
+    time.sleep(0.05)  # the thread is now sleeping inside next()
+    stopper = threading.Thread(target=train.stop_prefetching, args=(prefetching,), daemon=True)
+    stopper.start()
+    stopper.join(timeout=10)
+    assert not stopper.is_alive()
+    assert not any(thread.is_alive() for thread in prefetching.prefetch_threads)

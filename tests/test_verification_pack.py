@@ -380,7 +380,9 @@ def test_lfw2pack_raw_bytes_in_pairs_order(shared_dir, tmp_path, capsys):
                 's4\t7\ts2\t1\n')
     output = str(tmp_path / 'lfw.bin')
     lfw2pack.main(['--data-dir', root, '--image-size', '112,112', '--output', output])
-    assert 'Skipped 1 image pairs' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'Skipped 1 image pairs' in out
+    assert 'pair skipped, missing image: %s' % os.path.join(root, 's1', 's1_0099.jpg') in out
     bins, issame = load_pairs_bin(output)
     assert issame == [True, False, True, False]
     expected = ['s1/s1_0001', 's1/s1_0002', 's1/s1_0003', 's2/s2_0004', 's3/s3_0010',

@@ -3,57 +3,12 @@ import argparse
 import os
 import sys
 
-import mxnet as mx
 import numpy as np
-from mxnet import ndarray as nd
 
 from common import record_io
 from common.devices import get_contexts
-
-
-def load_model(model_arg, batch_size, image_size, contexts):
-    """A Module giving the fc1 embedding of checkpoint 'prefix,epoch', bound for batch_size."""
-    try:
-        prefix, epoch = model_arg.split(',')
-        epoch = int(epoch)
-    except ValueError:
-        raise SystemExit("dataset_merge: --model must be 'prefix,epoch', got %r"
-                         % model_arg) from None
-    print('loading', prefix, epoch)
-    sym, arg_params, aux_params = mx.model.load_checkpoint(prefix, epoch)
-    sym = sym.get_internals()['fc1_output']
-    model = mx.mod.Module(symbol=sym, context=contexts, label_names=None)
-    model.bind(data_shapes=[('data', (batch_size, 3, image_size[0], image_size[1]))])
-    model.set_params(arg_params, aux_params)
-    return model
-
-
-def embed_batch(model, images, num_contexts):
-    """fc1 outputs for a list of (3, H, W) NDArrays, in one forward pass."""
-    # A batch must give every device at least one row: pad with copies of the first image.
-    rows = list(images) + [images[0]] * max(0, num_contexts - len(images))
-    data = nd.stack(*rows)
-    model.forward(mx.io.DataBatch(data=(data,)), is_train=False)
-    return model.get_outputs()[0].asnumpy()[:len(images)]
-
-
-def l2_normalize(x):
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-def identity_embedding(reader, identity_key, model, batch_size, num_contexts):
-    """Normalised mean of the normalised embeddings of one identity's images."""
-    start, end = reader.identity_range(identity_key)
-    embeddings = []
-    for batch_start in range(start, end, batch_size):
-        images = []
-        for key in range(batch_start, min(batch_start + batch_size, end)):
-            # Decoded as the trainer does: RGB, CHW, raw 0..255.
-            img = mx.image.imdecode(reader.read_image(key)[1])
-            images.append(nd.transpose(img, axes=(2, 0, 1)).astype('float32'))
-        embeddings.append(embed_batch(model, images, num_contexts))
-    embeddings = l2_normalize(np.concatenate(embeddings).astype(np.float64))
-    return l2_normalize(embeddings.mean(axis=0))
+# Also reached as dataset_merge.<name> (tests, older callers): the helpers live in one place.
+from common.identity_embedding import embed_batch, identity_embedding, l2_normalize, load_model
 
 
 def collect_identities(readers, model, args):
@@ -160,7 +115,8 @@ def main(argv=None):
     if args.model:
         contexts = get_contexts()
         args.ctx_num = len(contexts)
-        model = load_model(args.model, args.batch_size, image_size, contexts)
+        model = load_model(args.model, args.batch_size, image_size, contexts,
+                           tool='dataset_merge')
     elif args.param1 != 0.0:
         raise SystemExit("dataset_merge: without --model no identity can be compared, so "
                          "--param1 must be 0.0 (got %r)" % args.param1)

@@ -2,8 +2,6 @@
 import argparse
 import collections
 import functools
-import itertools
-import multiprocessing
 import os
 import sys
 
@@ -14,7 +12,6 @@ from tqdm import tqdm
 from common import face_preprocess, record_io
 
 # Lines handed to the worker pool at a time: bounds memory on lists of millions of lines.
-LINES_PER_ROUND = 2048
 
 
 def str2bool(text):
@@ -98,30 +95,10 @@ def encode_item(item, image_size, color, quality, encoding):
                                           image_size='%d,%d' % tuple(image_size))
     except ValueError as err:
         return None, 'skipped', 'image %s cannot be aligned: %s' % (path, err)
-    # The same encoder settings as mx.recordio.pack_img.
-    if encoding == '.jpg':
-        params = [cv2.IMWRITE_JPEG_QUALITY, quality]
-    else:
-        params = [cv2.IMWRITE_PNG_COMPRESSION, quality]
-    ok, buf = cv2.imencode(encoding, face, params)
-    if not ok:
+    data = record_io.encode_image(face, encoding, quality)
+    if data is None:
         return None, 'skipped', 'image %s could not be encoded as %s' % (path, encoding)
-    return buf.tobytes(), ('aligned' if landmark is not None else 'cropped'), ''
-
-
-def encode_all(items, encode, num_workers):
-    """Yield (item, encode(item)) in input order, with num_workers processes when > 1."""
-    if num_workers <= 1:
-        for item in items:
-            yield item, encode(item)
-        return
-    with multiprocessing.Pool(num_workers) as pool:
-        while True:
-            batch = list(itertools.islice(items, LINES_PER_ROUND))
-            if not batch:
-                break
-            # map keeps input order, so the records match the single-process output.
-            yield from zip(batch, pool.map(encode, batch, chunksize=16))
+    return data, ('aligned' if landmark is not None else 'cropped'), ''
 
 
 def count_lines(path):
@@ -139,7 +116,7 @@ def pack_list(lst_path, working_dir, image_size, args):
     items = read_list(lst_path)
     with record_io.IdentityRecordWriter(rec_path) as writer, \
             tqdm(total=count_lines(lst_path), unit='img', desc=stem) as bar:
-        for item, (data, kind, message) in encode_all(items, encode, args.num_thread):
+        for item, (data, kind, message) in record_io.map_in_order(items, encode, args.num_thread):
             counts[kind] += 1
             bar.update()
             if data is None:
