@@ -17,6 +17,17 @@ REFERENCE_LANDMARKS_112x96 = np.array([
 _READ_FLAGS = {'rgb': cv2.IMREAD_COLOR, 'bgr': cv2.IMREAD_COLOR, 'gray': cv2.IMREAD_GRAYSCALE}
 
 
+def parse_lst_line(line):
+    """The 2019 face_preprocess.parse_lst_line: (image_path, label, bbox, landmark, aligned).
+
+    Kept for scripts written against the 2019 module; the project reads .lst lines with
+    common.record_io.parse_lst_line, which returns the fields in file order (aligned first).
+    """
+    from common import record_io  # here, so alignment does not need mxnet to import
+    aligned, path, label, bbox, landmark = record_io.parse_lst_line(line)
+    return path, label, bbox, landmark, aligned
+
+
 def read_image(path, mode='rgb', layout='HWC'):
     """Read an image file as uint8: mode 'rgb', 'bgr' or 'gray'; colour images in 'HWC' or 'CHW'.
 

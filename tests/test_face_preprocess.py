@@ -273,3 +273,15 @@ def test_real_face_from_orl(shared_dir):
     assert error.mean() < 0.5 and error.max() < 3
     narrow = face_preprocess.preprocess(path, landmark=landmarks, image_size='112,96')
     assert narrow.shape == (112, 96, 3)
+
+
+def test_2019_parse_lst_line_keeps_its_field_order():
+    """face_preprocess.parse_lst_line returns (path, label, bbox, landmark, aligned), as in 2019."""
+    line = '0\timgs/a.jpg\t7\t10\t20\t90\t100\t' + '\t'.join(
+        str(v) for v in [30, 70, 50, 35, 65, 40, 41, 60, 80, 81]) + '\n'
+    path, label, bbox, landmark, aligned = face_preprocess.parse_lst_line(line)
+    assert (path, label, aligned) == ('imgs/a.jpg', 7, 0)
+    assert list(bbox) == [10, 20, 90, 100]
+    # x1..x5 then y1..y5 in the file; rows of (x, y) here
+    np.testing.assert_array_equal(landmark, [[30, 40], [70, 41], [50, 60], [35, 80], [65, 81]])
+    assert face_preprocess.parse_lst_line('1\tb.jpg\t3') == ('b.jpg', 3, None, None, 1)

@@ -155,7 +155,7 @@ def test_calculate_roc_picks_the_first_best_threshold_with_strict_comparison():
     # smallest is 0.51, since 0.5 itself rejects the same pair (dist < t is strict).
     embeddings = np.array([[0.0], [np.sqrt(0.5)], [0.0], [np.sqrt(1.5)]])
     e1, e2 = embeddings[0::2], embeddings[1::2]
-    _, _, accuracy, best = verification.calculate_roc(verification.ROC_THRESHOLDS, e1, e2,
+    _, _, accuracy, best = verification.roc_with_thresholds(verification.ROC_THRESHOLDS, e1, e2,
                                                       [True, False], nrof_folds=1)
     assert accuracy[0] == 1.0
     assert best[0] == verification.ROC_THRESHOLDS[51]
@@ -427,3 +427,33 @@ def test_script_runs_without_path_tricks():
                              '--help'], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert '--roc' in result.stdout and '--data-dir' in result.stdout
+
+
+def test_2019_scoring_helpers_keep_their_names_and_returns():
+    """Scripts written against the 2019 module still get (tpr, fpr, accuracy) and the helpers."""
+    from sklearn.model_selection import KFold
+    rng = np.random.RandomState(4)
+    e1, e2 = rng.normal(size=(20, 4)), rng.normal(size=(20, 4))
+    e1 /= np.linalg.norm(e1, axis=1, keepdims=True)
+    e2 /= np.linalg.norm(e2, axis=1, keepdims=True)
+    issame = rng.rand(20) > 0.5
+    roc = verification.calculate_roc(verification.ROC_THRESHOLDS, e1, e2, issame, nrof_folds=5)
+    full = verification.roc_with_thresholds(verification.ROC_THRESHOLDS, e1, e2, issame, nrof_folds=5)
+    assert len(roc) == 3
+    for got, expected in zip(roc, full[:3]):
+        np.testing.assert_array_equal(got, expected)
+    dist = ((e1 - e2) ** 2).sum(1)
+    threshold = 1.3
+    predict = dist < threshold
+    tp, fp = (predict & issame).sum(), (predict & ~issame).sum()
+    tpr, fpr, acc = verification.calculate_accuracy(threshold, dist, issame)
+    assert (tpr, fpr) == (tp / issame.sum(), fp / (~issame).sum())
+    assert acc == (tp + (~predict & ~issame).sum()) / 20.0
+    assert verification.calculate_val_far(threshold, dist, issame) == (tpr, fpr)
+    for n_splits in (3, 7):
+        ours = verification.LFold(n_splits=n_splits).split(np.arange(20))
+        for (train, test), (k_train, k_test) in zip(ours, KFold(n_splits=n_splits).split(np.arange(20))):
+            np.testing.assert_array_equal(train, k_train)
+            np.testing.assert_array_equal(test, k_test)
+    (train, test), = verification.LFold(n_splits=1).split(np.arange(20))
+    assert list(train) == list(test) == list(range(20))

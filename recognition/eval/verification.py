@@ -124,7 +124,38 @@ def _as_issame(actual_issame, num_pairs):
     return issame
 
 
+def calculate_accuracy(threshold, dist, actual_issame):
+    """(tpr, fpr, accuracy) at one threshold: the 2019 per-threshold helper, kept for callers."""
+    tpr, fpr, accuracy = rates(np.asarray(dist), _as_issame(actual_issame, len(dist)), [threshold])
+    return tpr[0], fpr[0], accuracy[0]
+
+
+def calculate_val_far(threshold, dist, actual_issame):
+    """(val, far) at one threshold: the 2019 helper (val = true-accept rate, far = false-accept rate)."""
+    return _val_far(threshold, np.asarray(dist), _as_issame(actual_issame, len(dist)))
+
+
+class LFold:
+    """The 2019 fold splitter: KFold without shuffling, and one split of all pairs when n_splits is 1."""
+
+    def __init__(self, n_splits=2, shuffle=False):
+        if shuffle:
+            raise ValueError("LFold: shuffle=True is not supported; the folds are contiguous blocks "
+                             "so that 10 folds are the official ones")
+        self.n_splits = n_splits
+
+    def split(self, indices):
+        return fold_splits(len(indices), self.n_splits)
+
+
 def calculate_roc(thresholds, embeddings1, embeddings2, actual_issame, nrof_folds=10, pca=0):
+    """(tpr, fpr, accuracy per fold), as in 2019; roc_with_thresholds also gives the thresholds."""
+    tpr, fpr, accuracy, _ = roc_with_thresholds(thresholds, embeddings1, embeddings2, actual_issame,
+                                                nrof_folds, pca)
+    return tpr, fpr, accuracy
+
+
+def roc_with_thresholds(thresholds, embeddings1, embeddings2, actual_issame, nrof_folds=10, pca=0):
     """(tpr, fpr, accuracy, best_thresholds) with k-fold threshold selection.
 
     Per fold, the threshold with the best train accuracy (the smallest on ties) is applied to the
@@ -206,7 +237,7 @@ def verification_metrics(embeddings, actual_issame, nrof_folds=10, pca=0):
     """Metrics of pairs (rows 2k, 2k+1) of L2-normalised embeddings: ROC, accuracy, VAL@FAR=1e-3."""
     embeddings1 = embeddings[0::2]
     embeddings2 = embeddings[1::2]
-    tpr, fpr, accuracy, best_thresholds = calculate_roc(
+    tpr, fpr, accuracy, best_thresholds = roc_with_thresholds(
         ROC_THRESHOLDS, embeddings1, embeddings2, actual_issame, nrof_folds=nrof_folds, pca=pca)
     val, val_std, far = calculate_val(VAL_THRESHOLDS, embeddings1, embeddings2, actual_issame,
                                       FAR_TARGET, nrof_folds=nrof_folds)
@@ -321,7 +352,7 @@ def test_badcase(data_set, mx_model, batch_size, name='', data_extra=None, label
     embeddings = flip_sum_normalize(embeddings_list)
     issame = _as_issame(data_set[1], len(embeddings) // 2)
     dist = squared_distances(embeddings[0::2], embeddings[1::2])
-    _, _, accuracy, best_thresholds = calculate_roc(ROC_THRESHOLDS, embeddings[0::2],
+    _, _, accuracy, best_thresholds = roc_with_thresholds(ROC_THRESHOLDS, embeddings[0::2],
                                                     embeddings[1::2], issame, nrof_folds=10)
     false_negatives, false_positives = [], []
     for (_, test_pairs), threshold in zip(fold_splits(len(issame), 10), best_thresholds):
