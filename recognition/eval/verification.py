@@ -35,25 +35,37 @@ def load_bin(path, image_size):
     resized (shorter side to H), as the original did.
     """
     bins, issame_list = load_pairs_bin(path)
+    data_list = decode_images(bins, image_size, path, resize=True)
+    print(data_list[0].shape)
+    return data_list, issame_list
+
+
+def decode_images(encoded, image_size, source, resize=True, names=None):
+    """[data, data_flipped]: float32 NDArrays (N, 3, H, W), RGB 0..255, of encoded images.
+
+    resize=True resizes an image whose width differs from H (shorter side to H, load_bin's
+    rule); otherwise, and after resizing, an image of another size is an error naming
+    `source` and the image (`names[i]` when given).
+    """
     height, width = int(image_size[0]), int(image_size[1])
-    data_list = [nd.empty((len(bins), 3, height, width)) for _ in range(2)]
-    for i, raw in enumerate(bins):
+    data_list = [nd.empty((len(encoded), 3, height, width)) for _ in range(2)]
+    for i, raw in enumerate(encoded):
         img = mx.image.imdecode(raw)
         # The original compares the width with the target *height* (quirk Q9, kept): right for
         # 112x112 packs; for 112x96 ones it resizes to the wrong size and the check below fails.
-        if img.shape[1] != height:
+        if resize and img.shape[1] != height:
             img = mx.image.resize_short(img, height)
         if img.shape[:2] != (height, width):
-            raise ValueError("%s: image %d decodes to %dx%d (HxW), expected %dx%d from "
-                             "image_size=%r" % (path, i, img.shape[0], img.shape[1], height,
-                                                width, image_size))
+            what = names[i] if names is not None else 'image %d' % i
+            raise ValueError("%s: %s decodes to %dx%d (HxW), expected %dx%d from image_size=%r"
+                             % (source, what, img.shape[0], img.shape[1], height, width,
+                                tuple(image_size)))
         img = nd.transpose(img, axes=(2, 0, 1))
         data_list[0][i][:] = img
         data_list[1][i][:] = nd.flip(img, axis=2)
         if i % 1000 == 0:
             print('loading bin', i)
-    print(data_list[0].shape)
-    return data_list, issame_list
+    return data_list
 
 
 # ----------------------------------------------------------------------------------------------
