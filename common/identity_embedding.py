@@ -1,9 +1,28 @@
 """Embeddings of dataset images and identities with an fc1 model, for the dataset_* tools."""
+import os
+
 import mxnet as mx
 import numpy as np
 from mxnet import ndarray as nd
 
-from common import checkpoint
+from common import checkpoint, record_io
+
+
+def open_dataset(input_dir, tool):
+    """(reader, identity ranges, image size) of input_dir/train.rec, printing the 2019 lines.
+
+    An identity-structured file is needed (record 0 a header); `tool` prefixes the error.
+    """
+    reader = record_io.RecordReader(os.path.join(input_dir, 'train.rec'))
+    if reader.header is None:
+        raise SystemExit("%s: %s: record 0 is not a header (flag 0), so there are no identities"
+                         % (tool, reader.rec_path))
+    print('header0 label', reader.read(0)[0].label)
+    ranges = reader.identity_ranges()
+    print('id2range', len(ranges))
+    image_size = record_io.read_property(input_dir).image_size
+    print('image_size', list(image_size))
+    return reader, ranges, image_size
 
 
 def load_model(model_arg, batch_size, image_size, contexts, tool='identity_embedding'):

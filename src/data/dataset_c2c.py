@@ -5,9 +5,9 @@ import sys
 
 from tqdm import tqdm
 
-from common import checkpoint, record_io
+from common import checkpoint
 from common.devices import get_contexts
-from common.identity_embedding import cosines_to_mean, image_embeddings, load_model
+from common.identity_embedding import cosines_to_mean, image_embeddings, load_model, open_dataset
 
 
 def aligned_flag(reader, key):
@@ -61,15 +61,7 @@ def main(argv=None):
         raise SystemExit("dataset_c2c: --input is required")
     contexts = get_contexts()
     args.ctx_num = len(contexts)
-    reader = record_io.RecordReader(os.path.join(args.input, 'train.rec'))
-    if reader.header is None:
-        raise SystemExit("dataset_c2c: %s: record 0 is not a header (flag 0), so there are no "
-                         "identities" % reader.rec_path)
-    print('header0 label', reader.read(0)[0].label)
-    ranges = reader.identity_ranges()
-    print('id2range', len(ranges))
-    image_size = record_io.read_property(args.input).image_size
-    print('image_size', list(image_size))
+    reader, ranges, image_size = open_dataset(args.input, 'dataset_c2c')
     model = load_model(args.model, args.batch_size, image_size, contexts, tool='dataset_c2c')
     checkpoint.atomic_write(os.path.join(args.input, 'c2c'),
                             lambda tmp_path: write_c2c(tmp_path, reader, ranges, model, args))

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from common import record_io
 from common.devices import get_contexts
-from common.identity_embedding import cosines_to_mean, image_embeddings, load_model
+from common.identity_embedding import cosines_to_mean, image_embeddings, load_model, open_dataset
 
 # The original removed every identity with more images than this, without looking at them.
 MAX_IDENTITY_IMAGES = 15
@@ -102,15 +102,7 @@ def main(argv=None):
         raise SystemExit("dataset_clean: --input and --output are required")
     contexts = get_contexts()
     args.ctx_num = len(contexts)
-    reader = record_io.RecordReader(os.path.join(args.input, 'train.rec'))
-    if reader.header is None:
-        raise SystemExit("dataset_clean: %s: record 0 is not a header (flag 0), so there are no "
-                         "identities to clean" % reader.rec_path)
-    print('header0 label', reader.read(0)[0].label)
-    ranges = reader.identity_ranges()
-    print('id2range', len(ranges))
-    image_size = record_io.read_property(args.input).image_size
-    print('image_size', list(image_size))
+    reader, ranges, image_size = open_dataset(args.input, 'dataset_clean')
     model = load_model(args.model, args.batch_size, image_size, contexts, tool='dataset_clean')
     stats = types.SimpleNamespace(kept=0, removed=0, large_identities=0)
     records = cleaned_records(reader, ranges, model, args, stats)
