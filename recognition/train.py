@@ -111,9 +111,9 @@ def get_symbol(config, per_batch_size, fast_prelu=False):
 def embedding_symbol(sym):
     internals = sym.get_internals()
     if 'fc1_output' not in internals.list_outputs():
-        raise ValueError("the network has no 'fc1' node (net_output 'Z', 'A', 'AX', 'B' and 'BX' end elsewhere): "
-                         "it cannot be saved as an embedding checkpoint nor evaluated; choose "
-                         "another net_output (e.g. 'E', 'GDC', 'GAP')")
+        raise ValueError("the network has no 'fc1' node (net_output 'Z', 'A', 'AX', 'B' and 'BX' "
+                         "end elsewhere): it cannot be saved as an embedding checkpoint nor "
+                         "evaluated; choose another net_output (e.g. 'E', 'GDC', 'GAP')")
     return internals['fc1_output']
 
 
