@@ -108,6 +108,9 @@ class FaceModel:
         if model is None:
             raise ValueError("%s needs a model: args.%s is empty"
                              % (what, 'model' if what == 'get_feature' else 'ga_model'))
+        if isinstance(aligned, mx.io.DataBatch):
+            # The 2019 gender-age face_model's get_input gave a DataBatch of one (1, 3, H, W) face.
+            aligned = aligned.data[0].asnumpy()[0]
         data = np.asarray(aligned)
         expected = (3,) + tuple(self.image_size)
         if data.shape != expected:
@@ -125,5 +128,5 @@ class FaceModel:
         return embedding.astype(np.float32)
 
     def get_ga(self, aligned):
-        """(gender, age) of one aligned face from the gender-age model."""
+        """(gender, age) of one aligned face (or the 2019 gender-age DataBatch holding it)."""
         return decode_gender_age(self._forward(self.ga_model, aligned, 'get_ga'))

@@ -183,6 +183,9 @@ def test_get_ga_with_a_fake_checkpoint(tmp_path, shared_dir):
     aligned = model.get_input(orl_bgr(shared_dir, 5, 5))
     gender, age = model.get_ga(aligned)
     assert (gender, age) == (1, 42) and type(gender) is int and type(age) is int
+    # 2019's gender-age/face_model passed get_ga a DataBatch of the (1, 3, 112, 112) face
+    batch = mx.io.DataBatch(data=(mx.nd.array(aligned[np.newaxis]),))
+    assert model.get_ga(batch) == (1, 42)
 
 
 # --- packaging ---------------------------------------------------------------------------------
