@@ -11,6 +11,8 @@ import cv2
 import mxnet as mx
 import numpy as np
 
+from common import face_preprocess
+
 
 class LstFormatError(ValueError):
     """A malformed line in a .lst file."""
@@ -73,6 +75,26 @@ def encode_image(img, encoding='.jpg', quality=95):
         params = [cv2.IMWRITE_PNG_COMPRESSION, quality]
     ok, buf = cv2.imencode(encoding, img, params)
     return buf.tobytes() if ok else None
+
+
+def align_and_encode(path, bbox, landmark, image_size, color=1, quality=95, encoding='.jpg'):
+    """Read `path` (cv2 flag `color`), align it with face_preprocess.preprocess and encode it.
+
+    The face2rec2 / dir2rec step for photos. Returns (bytes, '') or (None, what went wrong:
+    'cannot be read or decoded', 'cannot be aligned: ...' or 'could not be encoded as ...').
+    """
+    img = cv2.imread(path, color)
+    if img is None:
+        return None, 'cannot be read or decoded'
+    try:
+        face = face_preprocess.preprocess(img, bbox=bbox, landmark=landmark,
+                                          image_size='%d,%d' % tuple(image_size))
+    except ValueError as err:
+        return None, 'cannot be aligned: %s' % err
+    data = encode_image(face, encoding, quality)
+    if data is None:
+        return None, 'could not be encoded as %s' % encoding
+    return data, ''
 
 
 def map_in_order(items, function, num_workers, round_size=2048):

@@ -5,11 +5,10 @@ import functools
 import os
 import sys
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common import face_preprocess, record_io
+from common import record_io
 
 # The original had the face size fixed; the templates are made for it.
 IMAGE_SIZE = (112, 112)
@@ -142,18 +141,7 @@ def encode_face(face, color, quality, encoding):
     Returns (encoded bytes, '') or (None, what went wrong).
     """
     _, path, _, bbox, landmark = face
-    img = cv2.imread(path, color)
-    if img is None:
-        return None, 'cannot be read or decoded'
-    try:
-        aligned = face_preprocess.preprocess(img, bbox=bbox, landmark=landmark,
-                                             image_size='%d,%d' % IMAGE_SIZE)
-    except ValueError as err:
-        return None, 'cannot be aligned: %s' % err
-    data = record_io.encode_image(aligned, encoding, quality)
-    if data is None:
-        return None, 'could not be encoded as %s' % encoding
-    return data, ''
+    return record_io.align_and_encode(path, bbox, landmark, IMAGE_SIZE, color, quality, encoding)
 
 
 def write_records(label_file, rec_path, args):

@@ -87,17 +87,10 @@ def encode_item(item, image_size, color, quality, encoding):
         if cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) is None:
             return None, 'skipped', 'image %s cannot be decoded' % path
         return data, 'raw', ''
-    img = cv2.imread(path, color)
-    if img is None:
-        return None, 'skipped', 'image %s cannot be decoded' % path
-    try:
-        face = face_preprocess.preprocess(img, bbox=bbox, landmark=landmark,
-                                          image_size='%d,%d' % tuple(image_size))
-    except ValueError as err:
-        return None, 'skipped', 'image %s cannot be aligned: %s' % (path, err)
-    data = record_io.encode_image(face, encoding, quality)
+    data, problem = record_io.align_and_encode(path, bbox, landmark, image_size, color, quality,
+                                               encoding)
     if data is None:
-        return None, 'skipped', 'image %s could not be encoded as %s' % (path, encoding)
+        return None, 'skipped', 'image %s %s' % (path, problem)
     return data, ('aligned' if landmark is not None else 'cropped'), ''
 
 
