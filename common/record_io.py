@@ -5,6 +5,7 @@ import multiprocessing
 import numbers
 import os
 import struct
+import sys
 import uuid
 
 import cv2
@@ -114,6 +115,25 @@ def map_in_order(items, function, num_workers, round_size=2048):
             if not batch:
                 return
             yield from zip(batch, pool.map(function, batch, chunksize=16))
+
+
+def write_lst(lines, output=''):
+    """.lst lines (no newlines) to standard output, or to `output`, which appears only when complete.
+
+    Lines may come from a generator: they are written as they come, never all held in memory.
+    """
+    if not output:
+        for line in lines:
+            sys.stdout.write(line + '\n')
+        return
+    tmp_path = _temporary_name(output)
+    try:
+        with open(tmp_path, 'w') as fout:
+            for line in lines:
+                fout.write(line + '\n')
+        os.replace(tmp_path, output)
+    finally:
+        _remove_quietly(tmp_path)
 
 
 class RecordFormatError(ValueError):

@@ -162,17 +162,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def write_lines(lines, output):
-    """Lines to standard output, or to `output` (via a temporary name, renamed when complete)."""
-    if not output:
-        sys.stdout.writelines(lines)
-        return
-    tmp_path = output + '.tmp'
-    with open(tmp_path, 'w') as fout:
-        fout.writelines(lines)
-    os.replace(tmp_path, output)
-
-
 def main(argv=None):
     args = parse_args(argv)
     if not os.path.isdir(args.input_dir):
@@ -181,9 +170,9 @@ def main(argv=None):
         if args.mtcnn_path is not None or args.gpu is not None:
             raise SystemExit("dir2lst: --mtcnn-path and --gpu only apply with --detect")
         aligned = 1 if args.aligned is None else args.aligned
-        write_lines([record_io.format_lst_line(aligned, path, label) + '\n'
-                     for path, label in list_dataset(args.input_dir, args.min_images)],
-                    args.output)
+        record_io.write_lst([record_io.format_lst_line(aligned, path, label)
+                             for path, label in list_dataset(args.input_dir, args.min_images)],
+                            args.output)
         return 0
     if args.aligned == 1:
         raise SystemExit("dir2lst: --detect writes aligned=0 lines (face2rec2 aligns the photos "
@@ -193,8 +182,8 @@ def main(argv=None):
     min_faces = max(args.min_images, 1)
     items, report = detect_dataset(args.input_dir, detector, min_faces)
     # format_lst_line writes the bbox with %d (truncated, as the 2019 align_insight.py did)
-    write_lines([record_io.format_lst_line(0, path, label, bbox, landmark) + '\n'
-                 for path, label, bbox, landmark in items], args.output)
+    record_io.write_lst([record_io.format_lst_line(0, path, label, bbox, landmark)
+                         for path, label, bbox, landmark in items], args.output)
     report_detection(items, report, min_faces)
     return 0
 

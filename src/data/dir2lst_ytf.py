@@ -56,14 +56,8 @@ def main(argv=None):
     for person, label in empty_persons:
         print("dir2lst_ytf: warning: person %s has no frames in %s/*/; its label %d stays unused"
               % (person, os.path.join(args.input_dir, person), label), file=sys.stderr)
-    lines = [record_io.format_lst_line(1, path, label) + '\n' for path, label in items]
-    if not args.output:
-        sys.stdout.writelines(lines)
-        return 0
-    tmp_path = args.output + '.tmp'
-    with open(tmp_path, 'w') as fout:
-        fout.writelines(lines)
-    os.replace(tmp_path, args.output)
+    record_io.write_lst((record_io.format_lst_line(1, path, label) for path, label in items),
+                        args.output)
     return 0
 
 

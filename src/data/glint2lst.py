@@ -85,24 +85,6 @@ def list_targets(input_dir, landmark_files):
             yield format_line(path, label, landmark)
 
 
-def write_lines(lines, output):
-    """Stream lines to stdout, or to `output` through a temporary file renamed when complete."""
-    if not output:
-        for line in lines:
-            sys.stdout.write(line + '\n')
-        return
-    tmp_path = output + '.tmp'
-    try:
-        with open(tmp_path, 'w') as fout:
-            for line in lines:
-                fout.write(line + '\n')
-        os.replace(tmp_path, output)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="For each target DS read INPUT_DIR/DS_lmk (or DS_lmk.txt), lines 'relpath "
@@ -137,7 +119,7 @@ def main(argv=None):
     if not landmark_files:
         raise SystemExit("glint2lst: none of the targets %r has a landmark file DS_lmk or "
                          "DS_lmk.txt in %s" % (args.targets, args.input_dir))
-    write_lines(list_targets(args.input_dir, landmark_files), args.output)
+    record_io.write_lst(list_targets(args.input_dir, landmark_files), args.output)
     return 0
 
 
