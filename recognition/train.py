@@ -442,8 +442,10 @@ def train_net(args, config):
     fast_prelu = config.get('fast_prelu', True) and all(c.device_type == 'cpu' for c in ctx)
     sym = get_symbol(config, args.per_batch_size, fast_prelu=fast_prelu)
     # Checkpoints and FLOPs use the 2019 graph: the embedding, or with ckpt_embedding = False
-    # the whole training graph.
-    saved_sym = get_symbol(config, args.per_batch_size) if fast_prelu else sym
+    # the whole training graph (built a second time only then).
+    saved_sym = sym
+    if fast_prelu and not config.ckpt_embedding:
+        saved_sym = get_symbol(config, args.per_batch_size)
     with mx.name.NameManager():
         embedding = embedding_symbol(get_embedding_symbol(config))
     if config.count_flops:

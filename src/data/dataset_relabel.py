@@ -57,7 +57,7 @@ def main(argv=None):
               % len(readers), file=sys.stderr)
     os.makedirs(args.output, exist_ok=True)
     record_io.write_keyed_records(os.path.join(args.output, 'train.rec'),
-                  (item for reader in readers for item in relabelled_records(reader)))
+                                  (item for reader in readers for item in relabelled_records(reader)))
     return 0
 
 
