@@ -17,19 +17,29 @@ def fast_prelu(data, gamma, num_channels, name, shared=False):
     valid; relu's slope at 0 is 0). The output keeps the name `name`. shared=True takes a (1,)
     `gamma` (Gluon's nn.PReLU) and spreads it over the channels.
     """
-    depthwise = dict(num_filter=num_channels, num_group=num_channels, kernel=(1, 1), no_bias=True)
     # Few, tiny weight operators (run on every forward; they cost about 10% at batch 1): the -1
     # kernel is a constant, and multiplying by a constant (C,) vector, unlike a reshape, lets
     # shape inference find gamma's (C,) from the data shape alone.
     minus_one = mx.sym.full(shape=(num_channels, 1, 1, 1), val=-1.0, name=name + '_minus_one')
-    negated = mx.sym.Convolution(data, weight=minus_one, name=name + '_negate', **depthwise)
-    negative_part = mx.sym.Activation(negated, act_type='relu', name=name + '_negative_part')
     minus_ones = mx.sym.full(shape=(num_channels,), val=-1.0, name=name + '_minus_ones')
     if shared:
         gamma = mx.sym.broadcast_to(gamma, shape=(num_channels,), name=name + '_spread')
     minus_gamma = mx.sym.elemwise_mul(gamma, minus_ones, name=name + '_minus_gamma')
     minus_gamma = mx.sym.reshape(minus_gamma, shape=(num_channels, 1, 1, 1), name=name + '_minus_gamma_w')
-    scaled = mx.sym.Convolution(negative_part, weight=minus_gamma, name=name + '_scale', **depthwise)
+    return _exact_prelu(data, minus_one, minus_gamma, num_channels, name)
+
+
+def _depthwise(data, weight, num_channels, name):
+    """Depthwise 1x1 convolution: channel c times weight[c] (a (C, 1, 1, 1) symbol)."""
+    return mx.sym.Convolution(data, weight=weight, num_filter=num_channels, num_group=num_channels,
+                              kernel=(1, 1), no_bias=True, name=name)
+
+
+def _exact_prelu(data, minus_one, minus_gamma, num_channels, name):
+    """relu(x) + (-gamma) * relu((-1) * x) with the (C, 1, 1, 1) weights -1 and -gamma given."""
+    negated = _depthwise(data, minus_one, num_channels, name + '_negate')
+    negative_part = mx.sym.Activation(negated, act_type='relu', name=name + '_negative_part')
+    scaled = _depthwise(negative_part, minus_gamma, num_channels, name + '_scale')
     # relu(x) feeds only the sum: oneDNN's fused conv+sum accumulates into that operand's buffer,
     # and mxnet 1.9.1's inference graph computes wrong values when the operand has other
     # consumers (as x - relu(x) = x + (-1) * relu(x) did).
@@ -144,12 +154,6 @@ def fast_prelu_symbol(sym, data_shape=(1, 3, 112, 112)):
     return _replace_nodes(sym, replace)
 
 
-def _depthwise_scale(data, weight_name, num_channels, name):
-    weight = mx.sym.Variable(weight_name, shape=(num_channels, 1, 1, 1))
-    return mx.sym.Convolution(data, weight=weight, num_filter=num_channels, num_group=num_channels,
-                              kernel=(1, 1), no_bias=True, name=name)
-
-
 def prelu_for_inference(sym, arg_params, data_shape=(1, 3, 112, 112)):
     """(symbol, arg_params) running every per-channel PReLU of `sym` as 2 oneDNN operators.
 
@@ -178,21 +182,18 @@ def prelu_for_inference(sym, arg_params, data_shape=(1, 3, 112, 112)):
         gamma = arg_params[gamma_name].astype('float32').reshape((-1, 1, 1, 1))
         if shared:
             gamma = mx.nd.broadcast_to(gamma, shape=(count, 1, 1, 1))
+        def weight(suffix, value):
+            params[name + suffix] = value
+            return mx.sym.Variable(name + suffix, shape=(count, 1, 1, 1))
+
         if float(gamma.max().asscalar()) <= 1.0:
-            params[name + '_linear_weight'] = gamma
-            params[name + '_kink_weight'] = 1.0 - gamma
-            linear = _depthwise_scale(inputs[0], name + '_linear_weight', count, name + '_linear')
-            kink = _depthwise_scale(inputs[0], name + '_kink_weight', count, name + '_kink')
+            linear = _depthwise(inputs[0], weight('_linear_weight', gamma), count, name + '_linear')
+            kink = _depthwise(inputs[0], weight('_kink_weight', 1.0 - gamma), count, name + '_kink')
             kink = mx.sym.Activation(kink, act_type='relu', name=name + '_kink_relu')
-            # The sum's other operand feeds nothing else (see fast_prelu).
+            # The sum's other operand feeds nothing else (see _exact_prelu).
             return mx.sym.elemwise_add(kink, linear, name=name)
-        params[name + '_negate_weight'] = mx.nd.full((count, 1, 1, 1), -1.0)
-        params[name + '_scale_weight'] = -gamma
-        negative = _depthwise_scale(inputs[0], name + '_negate_weight', count, name + '_negate')
-        negative = mx.sym.Activation(negative, act_type='relu', name=name + '_negative_part')
-        scaled = _depthwise_scale(negative, name + '_scale_weight', count, name + '_scale')
-        positive = mx.sym.Activation(inputs[0], act_type='relu', name=name + '_positive_part')
-        return mx.sym.elemwise_add(scaled, positive, name=name)
+        return _exact_prelu(inputs[0], weight('_negate_weight', mx.nd.full((count, 1, 1, 1), -1.0)),
+                            weight('_scale_weight', -gamma), count, name)
 
     if not channels:
         return sym, params
