@@ -5,7 +5,7 @@ import numpy as np
 
 from common.devices import gpu_context
 from deploy.face_model import align_best_face, get_model, parse_image_size
-from deploy.mtcnn_detector import MtcnnDetector, check_bgr_image
+from deploy.mtcnn_detector import MtcnnDetector, check_color_image
 
 # The crop is the face: R-Net and O-Net only have to be a little sure of it.
 THRESHOLDS = [0.0, 0.0, 0.2]
@@ -33,7 +33,7 @@ class FaceModel:
 
     def get_feature(self, face_img):
         """L2-normalised embedding of a BGR face crop (sum with its mirror if flip), or None."""
-        check_bgr_image(face_img, 'get_feature: face_img')
+        check_color_image(face_img, 'get_feature: face_img')
         face_img = np.ascontiguousarray(face_img)
         found = self.detector.detect_face_limited(face_img, det_type=getattr(self.args, 'det', 2))
         if found is None or len(found[0]) == 0:

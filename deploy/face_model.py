@@ -7,7 +7,7 @@ import numpy as np
 
 from common import checkpoint, face_preprocess
 from common.devices import gpu_context
-from deploy.mtcnn_detector import MtcnnDetector, check_bgr_image
+from deploy.mtcnn_detector import MtcnnDetector, check_color_image
 
 __all__ = ['FaceModel', 'get_model', 'align_best_face', 'decode_gender_age',
            'parse_image_size', 'DETECT_THRESHOLDS', 'WHOLE_IMAGE_THRESHOLDS']
@@ -96,7 +96,7 @@ class FaceModel:
 
     def get_input(self, face_img):
         """Best face of a BGR uint8 image aligned to RGB CHW uint8 (3, 112, 112); None if none."""
-        check_bgr_image(face_img, 'get_input: face_img')
+        check_color_image(face_img, 'get_input: face_img')
         face_img = np.ascontiguousarray(face_img)
         found = self.detector.detect_face(face_img, det_type=self.det)
         if found is None or len(found[0]) == 0:

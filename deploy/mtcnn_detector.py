@@ -380,15 +380,17 @@ def crop_batch(img, boxes, size, dtype, square_canvas=False):
     return batch
 
 
-def check_bgr_image(img, what='the image'):
-    """Raise ValueError unless img is a non-empty H x W x 3 uint8 (BGR) array, as from imread."""
+def check_color_image(img, what='the image', channels='BGR'):
+    """Raise ValueError unless img is a non-empty H x W x 3 uint8 array (`channels`: 'BGR' as
+    from cv2.imread, or 'RGB')."""
+    source = ' as from cv2.imread' if channels == 'BGR' else ''
     if not isinstance(img, np.ndarray):
-        raise ValueError("%s must be a numpy array (BGR, H x W x 3, uint8 as from cv2.imread), "
-                         "got %s" % (what, type(img).__name__))
+        raise ValueError("%s must be a numpy array (%s, H x W x 3, uint8%s), got %s"
+                         % (what, channels, source, type(img).__name__))
     if img.ndim != 3 or img.shape[2] != 3:
-        hint = " (grey image: convert with cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))" \
+        hint = " (grey image: convert with cv2.cvtColor(img, cv2.COLOR_GRAY2%s))" % channels \
             if img.ndim == 2 else ""
-        raise ValueError("%s must be H x W x 3 (BGR), got shape %s%s" % (what, img.shape, hint))
+        raise ValueError("%s must be H x W x 3 %s, got shape %s%s" % (what, channels, img.shape, hint))
     if img.shape[0] == 0 or img.shape[1] == 0:
         raise ValueError("%s is empty (shape %s)" % (what, img.shape))
     if img.dtype != np.uint8:
@@ -568,7 +570,7 @@ class MtcnnDetector:
         det_type 0 runs the whole cascade; any other value skips P-Net and treats the whole image
         as the one candidate face (for images that are already face crops).
         """
-        check_bgr_image(img)
+        check_color_image(img)
         img = np.ascontiguousarray(img)  # OpenCV refuses negative strides (img[..., ::-1])
         if det_type == 0:
             boxes = self.propose(img)
@@ -583,7 +585,7 @@ class MtcnnDetector:
 
     def detect_face_limited(self, img, det_type=2):
         """The whole image as the face box: det_type >= 2 starts at R-Net, others at O-Net."""
-        check_bgr_image(img)
+        check_color_image(img)
         img = np.ascontiguousarray(img)
         boxes = self.whole_image_box(img)
         if det_type >= 2:

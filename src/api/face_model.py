@@ -7,8 +7,9 @@ import numpy as np
 
 from common import checkpoint, face_preprocess
 from common.devices import gpu_context
+from common.identity_embedding import l2_normalize
 from deploy.face_model import parse_image_size
-from deploy.mtcnn_detector import MtcnnDetector, central_face
+from deploy.mtcnn_detector import MtcnnDetector, central_face, check_color_image
 
 logger = logging.getLogger('insightface.api')
 
@@ -21,24 +22,6 @@ DETECT_FACTOR = 0.9
 FORCE_THRESHOLDS = [0.3, 0.3, 0.1]
 # The original and its mirror image go through the network in one batch.
 FLIP_BATCH = 2
-
-
-def check_rgb_image(img, what):
-    """Raise ValueError unless img is a non-empty H x W x 3 uint8 (RGB) array."""
-    if not isinstance(img, np.ndarray):
-        raise ValueError("%s must be a numpy array (RGB, H x W x 3, uint8), got %s"
-                         % (what, type(img).__name__))
-    if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
-        raise ValueError("%s must be a non-empty H x W x 3 RGB image, got shape %s"
-                         % (what, img.shape))
-    if img.dtype != np.uint8:
-        raise ValueError("%s must be uint8 pixels in [0, 255], got dtype %s" % (what, img.dtype))
-
-
-def l2_normalize(rows):
-    """Each row divided by its L2 norm; an all-zero row stays zero (as sklearn's normalize)."""
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows / np.where(norms > 0, norms, 1).astype(rows.dtype)
 
 
 class FaceModel:
@@ -89,7 +72,7 @@ class FaceModel:
 
         The face kept maximises area - 2 * (distance of its centre from the image centre)^2.
         """
-        check_rgb_image(img, 'get_aligned_face: img')
+        check_color_image(img, 'get_aligned_face: img', channels='RGB')
         found = self._detect(img, force)
         if found is None:
             return None
@@ -99,7 +82,7 @@ class FaceModel:
 
     def get_all_faces(self, img):
         """Every face of RGB `img` (normal thresholds) aligned, in detection order."""
-        check_rgb_image(img, 'get_all_faces: img')
+        check_color_image(img, 'get_all_faces: img', channels='RGB')
         found = self._detect(img, force=False)
         if found is None:
             return []
